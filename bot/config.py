@@ -1,0 +1,72 @@
+"""Settings, read from the environment and `.env`; every one is documented in `.env.example`."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from bot.paths import bundled
+
+Language = Literal["en", "zh"]
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class Settings(BaseSettings):
+    """Everything the bot can be told from outside."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///data/ipbot.sqlite3"
+    knowledge_dir: Path = Field(default_factory=lambda: bundled("knowledge"))
+    default_language: Language = "en"
+    answer_threshold: float = Field(default=80.0, ge=0, le=100)
+    clarify_threshold: float = Field(default=55.0, ge=0, le=100)
+    answer_margin: float = Field(default=6.0, ge=0, le=100)
+    max_question_chars: int = Field(default=1000, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(f"not a database URL: {value!r}") from None
+        if url.drivername not in SUPPORTED_DRIVERS:
+            raise ValueError(
+                f"use one of {', '.join(d + '://' for d in SUPPORTED_DRIVERS)}, not {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> "Settings":
+        if self.clarify_threshold > self.answer_threshold:
+            raise ValueError(
+                "CLARIFY_THRESHOLD must not be above ANSWER_THRESHOLD "
+                f"({self.clarify_threshold} > {self.answer_threshold})"
+            )
+        return self
+
+
+class SettingsError(Exception):
+    """A setting is wrong; the message is one line naming it."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation error into one readable line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_one_line(error)) from None
+
+
+def _one_line(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        setting = ".".join(str(part) for part in item["loc"]).upper()
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{setting}: {message}" if setting else message)
+    return "invalid setting " + "; ".join(problems)

@@ -1,0 +1,50 @@
+"""Settings: defaults that work with nothing configured, and one clear line for a wrong value."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.config import Settings
+from bot.paths import bundled
+
+
+def test_defaults_need_nothing_installed(clean_environment: Path) -> None:
+    settings = Settings()
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.knowledge_dir == bundled("knowledge")
+    assert settings.default_language == "en"
+
+
+def test_settings_are_read_from_a_dotenv_file(clean_environment: Path) -> None:
+    (clean_environment / ".env").write_text("DEFAULT_LANGUAGE=zh\nANSWER_THRESHOLD=90\n")
+    settings = Settings()
+    assert settings.default_language == "zh"
+    assert settings.answer_threshold == 90
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("DATABASE_URL", "mysql://root@localhost/db", "DATABASE_URL: use one of"),
+        ("DATABASE_URL", "not a url at all", "DATABASE_URL: not a database URL"),
+        ("DEFAULT_LANGUAGE", "fr", "DEFAULT_LANGUAGE: Input should be 'en' or 'zh'"),
+        ("ANSWER_THRESHOLD", "-5", "ANSWER_THRESHOLD: Input should be greater than or equal to 0"),
+        ("CLARIFY_THRESHOLD", "95", "CLARIFY_THRESHOLD must not be above ANSWER_THRESHOLD"),
+        ("MAX_QUESTION_CHARS", "many", "MAX_QUESTION_CHARS: Input should be a valid integer"),
+    ],
+)
+def test_a_wrong_setting_stops_with_one_line_naming_it(
+    clean_environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    value: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert main(["ask", "hello"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith("ipbot: invalid setting ")
+    assert expected in error
