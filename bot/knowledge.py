@@ -1,0 +1,376 @@
+"""The knowledge base: YAML files in `knowledge/`, validated as a whole set.
+
+A set either loads completely or not at all: `load_knowledge` returns a `KnowledgeBase` or
+raises `KnowledgeError` listing every problem with its file and line.
+"""
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Language = Literal["en", "zh"]
+LANGUAGES: tuple[Language, ...] = ("en", "zh")
+MAX_FILE_BYTES = 2 * 1024 * 1024
+_WIDE = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+TOPICS = (
+    "platform",
+    "agency-exam",
+    "patents",
+    "trademarks",
+    "copyright",
+    "trade-secrets",
+    "enforcement",
+    "licensing",
+    "pledge-financing",
+    "digital-trade",
+    "service",
+)
+Topic = Literal[
+    "platform",
+    "agency-exam",
+    "patents",
+    "trademarks",
+    "copyright",
+    "trade-secrets",
+    "enforcement",
+    "licensing",
+    "pledge-financing",
+    "digital-trade",
+    "service",
+]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value.strip()
+
+
+def unwrap(text: str) -> str:
+    """Paragraphs as single lines: files are wrapped for editing, phones wrap for reading.
+
+    Lines are joined with a space, except between Chinese characters, which take none.
+    """
+    paragraphs = []
+    for paragraph in re.split(r"\n\s*\n", text.strip()):
+        joined = ""
+        for line in paragraph.splitlines():
+            line = line.strip()
+            if joined and line and not (_WIDE.match(joined[-1]) and _WIDE.match(line[0])):
+                joined += " "
+            joined += line
+        paragraphs.append(joined)
+    return "\n\n".join(paragraphs)
+
+
+class Source(BaseModel):
+    """Where an answer's facts come from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str
+    url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+
+    _title = field_validator("title")(_not_blank)
+
+
+class Text(BaseModel):
+    """One language's version of an entry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    question: str
+    alternates: tuple[str, ...] = ()
+    answer: str
+    more: str | None = None
+
+    _required = field_validator("question", "answer")(_not_blank)
+
+    @field_validator("answer", "more")
+    @classmethod
+    def _unwrap(cls, value: str | None) -> str | None:
+        return None if value is None else unwrap(value)
+
+    @field_validator("alternates")
+    @classmethod
+    def _no_blank_alternate(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_not_blank(value) for value in values)
+
+    @property
+    def phrasings(self) -> tuple[str, ...]:
+        """The question and every alternate."""
+        return (self.question, *self.alternates)
+
+
+class Entry(BaseModel):
+    """One question the bot can answer, in both languages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9]+(?:[.-][a-z0-9]+)*$", max_length=48)
+    topic: Topic
+    tags: tuple[str, ...] = ()
+    en: Text
+    zh: Text
+    sources: tuple[Source, ...] = Field(min_length=1)
+    reviewed: date
+    related: tuple[str, ...] = ()
+
+    def text(self, language: Language) -> Text:
+        """This entry in `language`."""
+        return self.en if language == "en" else self.zh
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a knowledge-base file cannot be loaded, and where."""
+
+    file: Path
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+class KnowledgeError(Exception):
+    """The set of files does not validate; `problems` lists every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(problem) for problem in problems))
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """A validated set of entries and the content hash that identifies it."""
+
+    entries: dict[str, Entry]
+    version: str
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries.values())
+
+    def get(self, entry_id: str) -> Entry | None:
+        """The entry with this id, if the set has it."""
+        return self.entries.get(entry_id)
+
+
+def knowledge_files(directory: Path) -> list[Path]:
+    """The files that make up the knowledge base in `directory` (sub-folders are not read)."""
+    return sorted(path for path in directory.glob("*.yaml") if path.is_file())
+
+
+def load_knowledge(directory: Path) -> KnowledgeBase:
+    """Load and validate every file in `directory`, or raise `KnowledgeError` with all problems."""
+    if not directory.is_dir():
+        raise KnowledgeError([Problem(directory, 0, "not a folder")])
+    files = knowledge_files(directory)
+    if not files:
+        raise KnowledgeError([Problem(directory, 0, "no *.yaml knowledge files in this folder")])
+
+    problems: list[Problem] = []
+    located: list[tuple[Entry, Path, _Mapping]] = []
+    digest = hashlib.sha256()
+    for path in files:
+        raw = _read(path, problems)
+        if raw is None:
+            continue
+        digest.update(path.name.encode() + b"\0" + raw + b"\0")
+        for mapping in _entry_mappings(path, raw, problems):
+            entry = _validate_entry(path, mapping, problems)
+            if entry is not None:
+                located.append((entry, path, mapping))
+
+    problems.extend(_cross_entry_problems(located))
+    if problems:
+        raise KnowledgeError(problems)
+    entries = {entry.id: entry for entry, _, _ in located}
+    return KnowledgeBase(entries=entries, version=digest.hexdigest()[:12])
+
+
+def _read(path: Path, problems: list[Problem]) -> bytes | None:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        problems.append(Problem(path, 0, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}"))
+        return None
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        problems.append(Problem(path, line, "not UTF-8 text"))
+        return None
+    return raw
+
+
+class _Mapping(dict):
+    """A YAML mapping that remembers the line of each key."""
+
+    line: int
+    key_lines: dict[Any, int]
+
+
+class _Sequence(list):
+    """A YAML sequence that remembers the line of each item."""
+
+    item_lines: list[int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, keeping line numbers for error messages."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
+    loader.flatten_mapping(node)
+    mapping = _Mapping()
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            key = str(key)
+        if key in mapping:
+            raise yaml.MarkedYAMLError(
+                problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
+    return mapping
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> _Sequence:
+    sequence = _Sequence(loader.construct_object(child, deep=True) for child in node.value)
+    sequence.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return sequence
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def _entry_mappings(path: Path, raw: bytes, problems: list[Problem]) -> list[_Mapping]:
+    try:
+        document = yaml.load(raw, Loader=_LineLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else 0
+        problems.append(Problem(path, line, f"malformed YAML: {error.problem or error}"))
+        return []
+    except yaml.YAMLError as error:
+        problems.append(Problem(path, 0, f"malformed YAML: {error}"))
+        return []
+    if not isinstance(document, _Mapping) or set(document) != {"entries"}:
+        problems.append(Problem(path, 1, "the file must be a mapping with one key, 'entries'"))
+        return []
+    entries = document["entries"]
+    if not isinstance(entries, _Sequence):
+        problems.append(Problem(path, document.key_lines["entries"], "'entries' must be a list"))
+        return []
+    mappings = []
+    for item, line in zip(entries, entries.item_lines, strict=True):
+        if isinstance(item, _Mapping):
+            mappings.append(item)
+        else:
+            problems.append(Problem(path, line, "each entry must be a mapping"))
+    return mappings
+
+
+def _validate_entry(path: Path, mapping: _Mapping, problems: list[Problem]) -> Entry | None:
+    try:
+        return Entry.model_validate(mapping)
+    except ValidationError as error:
+        entry_id = mapping.get("id")
+        label = f"entry {entry_id!r}" if isinstance(entry_id, str) else "entry"
+        for item in error.errors():
+            line, where = _locate(mapping, item["loc"])
+            reason = _reason(item)
+            problems.append(Problem(path, line, f"{label}: {where}: {reason}"))
+        return None
+
+
+def _locate(mapping: _Mapping, loc: tuple[Any, ...]) -> tuple[int, str]:
+    """The line of the deepest part of `loc` that exists in the file, and `loc` as a path."""
+    line = mapping.line
+    node: Any = mapping
+    for part in loc:
+        if isinstance(node, _Mapping) and part in node:
+            line = node.key_lines[part]
+            node = node[part]
+        elif isinstance(node, _Sequence) and isinstance(part, int) and part < len(node):
+            line = node.item_lines[part]
+            node = node[part]
+        else:
+            break
+    return line, ".".join(str(part) for part in loc) or "entry"
+
+
+def _reason(item: Any) -> str:
+    kind = item["type"]
+    if kind == "missing":
+        return "missing"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "string_pattern_mismatch" and item["loc"][-1] == "id":
+        return "ids are lower-case words joined by '.' or '-'"
+    if kind == "literal_error" and item["loc"] == ("topic",):
+        return f"unknown topic; use one of {', '.join(TOPICS)}"
+    if kind in ("date_from_datetime_parsing", "date_parsing", "date_type"):
+        return "must be a date written YYYY-MM-DD"
+    return item["msg"].removeprefix("Value error, ")
+
+
+def _cross_entry_problems(located: list[tuple[Entry, Path, _Mapping]]) -> list[Problem]:
+    problems: list[Problem] = []
+    first_seen: dict[str, tuple[Path, int]] = {}
+    for entry, path, mapping in located:
+        if entry.id in first_seen:
+            other_path, other_line = first_seen[entry.id]
+            problems.append(
+                Problem(
+                    path,
+                    mapping.key_lines["id"],
+                    f"duplicate id {entry.id!r} (first at {other_path}:{other_line})",
+                )
+            )
+        else:
+            first_seen[entry.id] = (path, mapping.key_lines["id"])
+
+    known = set(first_seen)
+    seen: dict[str, tuple[str, Language, int]] = {}
+    for entry, path, mapping in located:
+        for position, related in enumerate(entry.related):
+            if related == entry.id:
+                reason = "an entry cannot be related to itself"
+            elif related not in known:
+                reason = f"unknown related id {related!r}"
+            else:
+                continue
+            line = _locate(mapping, ("related", position))[0]
+            problems.append(Problem(path, line, f"entry {entry.id!r}: {reason}"))
+        for language in LANGUAGES:
+            for index, phrasing in enumerate(entry.text(language).phrasings):
+                key = " ".join(phrasing.casefold().split())
+                first = seen.setdefault(key, (entry.id, language, index))
+                if first == (entry.id, language, index):
+                    continue
+                loc = (language, "question") if index == 0 else (language, "alternates", index - 1)
+                where = "this entry" if first[0] == entry.id else f"entry {first[0]!r}"
+                problems.append(
+                    Problem(
+                        path,
+                        _locate(mapping, loc)[0],
+                        f"entry {entry.id!r}: phrasing {phrasing!r} is already in {where}",
+                    )
+                )
+    return problems

@@ -1,0 +1,194 @@
+"""The knowledge-base loader: the bundled set is clean, and every problem names file and line."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
+from bot.paths import bundled
+
+CATALOGUE_IDS = (
+    "platform.about",
+    "platform.training",
+    "platform.database",
+    "platform.matching",
+    "platform.custom-solutions",
+    "platform.volunteer-experts",
+    "platform.key-talent-tutoring",
+    "platform.overseas-protection",
+    "platform.sci-tech-programs",
+    "two-zones.about",
+    "agency.rep-office",
+    "agency.rep-office.letter",
+    "agency.rep-office.scope",
+    "agent-exam.foreigners",
+    "agent-exam.rules",
+    "pledge.financing-centre",
+    "pledge.registration-desk",
+    "pledge.ftz-trademark",
+    "ip-securitization",
+    "digital-trade.ip",
+    "patent.foreign-applicant",
+    "patent.types-terms",
+    "patent.pct-national-phase",
+    "patent.foreign-filing-license",
+    "patent.fees",
+    "patent.service-invention",
+    "trademark.register",
+    "trademark.madrid",
+    "trademark.squatting",
+    "copyright.registration",
+    "trade-secret.protection",
+    "enforcement.options",
+    "enforcement.counterfeit",
+    "licensing.contracts",
+    "service.human",
+    "service.privacy",
+    "service.languages",
+    "service.disclaimer",
+)
+
+GOOD_ENTRY = """\
+entries:
+  - id: {id}
+    topic: patents
+    en:
+      question: {question}
+      alternates: [{alternate}]
+      answer: An answer.
+    zh:
+      question: 问题{id}
+      answer: 回答。
+    sources:
+      - title: A law
+    reviewed: 2026-01-01
+    related: [{related}]
+"""
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def entry(
+    id: str = "a.one",
+    question: str | None = None,
+    alternate: str | None = None,
+    related: str = "",
+) -> str:
+    return GOOD_ENTRY.format(
+        id=id,
+        question=question or f"Question {id}?",
+        alternate=alternate or f"Alternate {id}",
+        related=related,
+    )
+
+
+def problems(directory: Path) -> list[str]:
+    with pytest.raises(KnowledgeError) as raised:
+        load_knowledge(directory)
+    return [str(problem) for problem in raised.value.problems]
+
+
+def test_bundled_knowledge_base_loads_with_every_catalogue_topic(
+    knowledge: KnowledgeBase,
+) -> None:
+    missing = [entry_id for entry_id in CATALOGUE_IDS if knowledge.get(entry_id) is None]
+    assert missing == []
+    for item in knowledge:
+        assert item.en.answer, item.id
+        assert item.zh.answer, item.id
+        assert item.sources, item.id
+
+
+def test_version_is_a_hash_of_the_content(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", entry())
+    first = load_knowledge(tmp_path).version
+    assert load_knowledge(tmp_path).version == first
+    write(tmp_path, "a.yaml", entry().replace("An answer.", "A better answer."))
+    assert load_knowledge(tmp_path).version != first
+
+
+def test_answers_are_unwrapped_into_paragraphs(tmp_path: Path) -> None:
+    text = entry().replace(
+        "      answer: An answer.\n",
+        "      answer: |\n        First line\n        same paragraph.\n\n        Second.\n",
+    )
+    write(tmp_path, "a.yaml", text)
+    loaded = load_knowledge(tmp_path).get("a.one")
+    assert loaded is not None
+    assert loaded.en.answer == "First line same paragraph.\n\nSecond."
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", entry())
+    broken = write(tmp_path, "b.yaml", "entries:\n  - id: b.one\n    topic: [unclosed\n")
+    [problem] = problems(tmp_path)
+    assert problem.startswith(f"{broken}:")
+    assert "malformed YAML" in problem
+
+
+def test_missing_language_names_the_entry_and_its_line(tmp_path: Path) -> None:
+    text = entry()
+    text = text[: text.index("    zh:")] + text[text.index("    sources:") :]
+    path = write(tmp_path, "a.yaml", text)
+    assert problems(tmp_path) == [f"{path}:2: entry 'a.one': zh: missing"]
+
+
+def test_empty_answer_is_a_problem_at_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", entry().replace("answer: An answer.", "answer: '  '"))
+    assert problems(tmp_path) == [f"{path}:7: entry 'a.one': en.answer: must not be empty"]
+
+
+def test_duplicate_id_across_files_names_both_places(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", entry())
+    second = write(tmp_path, "b.yaml", entry(question="Other?", alternate="Other alternate"))
+    [problem] = [p for p in problems(tmp_path) if "duplicate id" in p]
+    assert problem.startswith(f"{second}:2:")
+    assert "a.yaml:2" in problem
+
+
+def test_duplicate_alternate_across_entries_is_reported(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", entry(alternate="How do I file"))
+    second = write(tmp_path, "b.yaml", entry(id="b.two", alternate="how do  I FILE"))
+    assert problems(tmp_path) == [
+        f"{second}:6: entry 'b.two': phrasing 'how do  I FILE' is already in entry 'a.one'"
+    ]
+
+
+def test_unknown_related_id_is_reported(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", entry(related="a.missing"))
+    assert problems(tmp_path) == [f"{path}:14: entry 'a.one': unknown related id 'a.missing'"]
+
+
+def test_every_problem_in_the_set_is_listed_at_once(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", entry(related="nowhere").replace("topic: patents", "topic: cooking"))
+    write(tmp_path, "b.yaml", "entries: [oops")
+    write(tmp_path, "c.yaml", entry(id="c.three").replace("reviewed: 2026-01-01", "reviewed: soon"))
+    found = problems(tmp_path)
+    assert len(found) == 3
+    assert any("a.yaml:3: entry 'a.one': topic: unknown topic" in p for p in found)
+    assert any("b.yaml" in p and "malformed YAML" in p for p in found)
+    assert any("c.yaml:13: entry 'c.three': reviewed: must be a date" in p for p in found)
+
+
+def test_unknown_field_and_not_utf8_are_reported(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", entry().replace("    tags:", "    tag:").replace("topic:", "topik:"))
+    (tmp_path / "b.yaml").write_bytes("entries: []\n# \u00e9".encode("latin-1"))
+    found = problems(tmp_path)
+    assert any("a.yaml:3: entry 'a.one': topik: unknown field" in p for p in found)
+    assert any("b.yaml:2: not UTF-8 text" in p for p in found)
+
+
+def test_a_folder_with_no_knowledge_files_is_refused(tmp_path: Path) -> None:
+    assert problems(tmp_path) == [f"{tmp_path}:0: no *.yaml knowledge files in this folder"]
+
+
+def test_files_in_sub_folders_are_not_loaded(tmp_path: Path) -> None:
+    shutil.copytree(bundled("knowledge"), tmp_path / "kb")
+    (tmp_path / "kb" / "drafts").mkdir()
+    write(tmp_path / "kb" / "drafts", "draft.yaml", "not: [valid")
+    assert len(load_knowledge(tmp_path / "kb")) == len(load_knowledge(bundled("knowledge")))
