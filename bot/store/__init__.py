@@ -1,0 +1,226 @@
+"""The store: the database is the source of truth for users, what was said and tickets."""
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from bot.conversation import Inbound, OutMessage
+from bot.knowledge import Language
+from bot.store import migrate
+from bot.store.models import Feedback, Message, Ticket, User, utcnow
+
+
+class DuplicateInbound(Exception):
+    """This inbound's channel key was seen before: it has been handled already."""
+
+
+class Store:
+    """The database, opened from a URL (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str) -> "Store":
+        """A store for `url`; a SQLite file's folder is created if missing."""
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(url, connect_args={"timeout": 30})
+            _enforce_sqlite_foreign_keys(engine)
+        else:
+            engine = create_async_engine(url, pool_pre_ping=True)
+        return cls(engine)
+
+    async def upgrade(self) -> None:
+        """Bring the schema to the newest migration."""
+        await migrate.upgrade(self.engine)
+
+    async def is_current(self) -> bool:
+        """Whether the schema is at the newest migration."""
+        return await migrate.is_current(self.engine)
+
+    async def close(self) -> None:
+        """Close every connection."""
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator["Transaction"]:
+        """One unit of work: committed when the block ends, rolled back if it raises."""
+        async with self._sessions() as session, session.begin():
+            yield Transaction(session)
+
+
+class Transaction:
+    """The store's operations inside one database transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def user(self, channel: str, external_id: str, language: Language) -> User:
+        """The user with this channel id, created on first contact."""
+        table = User.__table__
+        insert = (
+            postgresql_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+        )
+        await self.session.execute(
+            insert(table)
+            .values(
+                channel=channel,
+                external_id=external_id,
+                language=language,
+                language_chosen=False,
+                role="talent",
+                key_talent=False,
+                specialties=[],
+                expert_languages=[],
+                available=True,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        )
+        found = await self.session.scalar(
+            select(User).where(User.channel == channel, User.external_id == external_id)
+        )
+        assert found is not None
+        return found
+
+    async def accept(self, inbound: Inbound, user: User, text: str, language: Language) -> Message:
+        """Store an inbound message; raise `DuplicateInbound` if its key was seen before."""
+        seen = await self.session.scalar(
+            select(Message.id).where(
+                Message.channel == inbound.channel, Message.channel_key == inbound.message_key
+            )
+        )
+        if seen is not None:
+            raise DuplicateInbound(inbound.message_key)
+        message = Message(
+            user_id=user.id,
+            channel=inbound.channel,
+            channel_key=inbound.message_key,
+            direction="in",
+            text=text,
+            button=inbound.button,
+            language=language,
+        )
+        self.session.add(message)
+        try:
+            await self.session.flush()
+        except IntegrityError:
+            raise DuplicateInbound(inbound.message_key) from None
+        return message
+
+    async def record_replies(
+        self, user: User, replies: Sequence[OutMessage], **decision: Any
+    ) -> list[Message]:
+        """Store what the bot says; `decision` holds the matcher's fields for an answer."""
+        stored = [
+            Message(
+                user_id=user.id,
+                channel=user.channel,
+                direction="out",
+                text=reply.text,
+                buttons=[[button.label, button.payload] for button in reply.buttons] or None,
+                language=reply.language,
+                **decision,
+            )
+            for reply in replies
+        ]
+        self.session.add_all(stored)
+        await self.session.flush()
+        return stored
+
+    async def last_buttons(self, user: User, before: int) -> list[tuple[str, str]]:
+        """The choices of the last message the bot sent this user before message `before`."""
+        buttons = await self.session.scalar(
+            select(Message.buttons)
+            .where(Message.user_id == user.id, Message.direction == "out", Message.id < before)
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+        return [(label, payload) for label, payload in buttons or []]
+
+    async def last_question(self, user: User, before: int) -> Message | None:
+        """The last question this user asked before message `before` (one the matcher saw)."""
+        return await self.session.scalar(
+            select(Message)
+            .where(
+                Message.user_id == user.id,
+                Message.direction == "in",
+                Message.action.is_not(None),
+                Message.button.is_(None),
+                Message.id < before,
+            )
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+
+    async def answer_message(self, user: User, message_id: int) -> Message | None:
+        """An answer the bot sent this user, by id; None if it is not theirs or not an answer."""
+        message = await self.session.get(Message, message_id)
+        if message is None or message.user_id != user.id or message.action != "answer":
+            return None
+        return message
+
+    async def record_feedback(self, user: User, answer: Message, helpful: bool) -> None:
+        """Keep the talent's verdict on an answer; a second tap replaces the first."""
+        feedback = await self.session.scalar(
+            select(Feedback).where(Feedback.message_id == answer.id)
+        )
+        if feedback is None:
+            assert answer.entry_id is not None
+            self.session.add(
+                Feedback(
+                    message_id=answer.id, user_id=user.id, entry_id=answer.entry_id, helpful=helpful
+                )
+            )
+        else:
+            feedback.helpful = helpful
+        await self.session.flush()
+
+    async def request_expert(
+        self, user: User, question: str, language: Language, topic: str | None
+    ) -> tuple[Ticket, int]:
+        """The talent's open ticket (created if needed) and its place in the queue."""
+        ticket = await self.session.scalar(
+            select(Ticket).where(Ticket.talent_id == user.id, Ticket.status != "closed")
+        )
+        if ticket is None:
+            ticket = Ticket(
+                talent_id=user.id,
+                question=question,
+                language=language,
+                topic=topic,
+                priority=1 if user.key_talent else 0,
+            )
+            self.session.add(ticket)
+            await self.session.flush()
+        ahead = await self.session.scalar(
+            select(func.count())
+            .select_from(Ticket)
+            .where(Ticket.status == "open", Ticket.id < ticket.id)
+        )
+        return ticket, (ahead or 0) + 1
+
+
+def _enforce_sqlite_foreign_keys(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

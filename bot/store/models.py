@@ -1,0 +1,185 @@
+"""The tables: users and their roles, what was said, feedback, tickets and their messages, audit.
+
+Times are stored as naive UTC (SQLite has no time zones) and read back as aware UTC.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp kept as naive UTC in the database and handed out as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC time")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class User(Base):
+    """Anyone who talks to the bot on a channel: a talent, an expert or staff."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str | None] = mapped_column(String(128))
+    language: Mapped[str] = mapped_column(String(2), default="en")
+    # True once the user picked a language; until then it follows what they write in.
+    language_chosen: Mapped[bool] = mapped_column(Boolean, default=False)
+    role: Mapped[str] = mapped_column(String(8), default="talent")
+    key_talent: Mapped[bool] = mapped_column(Boolean, default=False)
+    specialties: Mapped[list[str]] = mapped_column(JSON, default=list)
+    expert_languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    available: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Message(Base):
+    """One thing said between the bot and a user, with the matcher's decision for questions."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        # A redelivered inbound carries the same key and is refused here.
+        UniqueConstraint("channel", "channel_key"),
+        Index(None, "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    channel_key: Mapped[str | None] = mapped_column(String(128))
+    direction: Mapped[str] = mapped_column(String(3))  # "in" or "out"
+    text: Mapped[str] = mapped_column(Text, default="")
+    button: Mapped[str | None] = mapped_column(String(64))
+    buttons: Mapped[list[list[str]] | None] = mapped_column(JSON)
+    language: Mapped[str] = mapped_column(String(2))
+    action: Mapped[str | None] = mapped_column(String(8))
+    entry_id: Mapped[str | None] = mapped_column(String(48))
+    score: Mapped[float | None] = mapped_column(Float)
+    options: Mapped[list[str] | None] = mapped_column(JSON)
+    kb_version: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Feedback(Base):
+    """A talent's verdict on one answer; tapping again changes it."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), unique=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    entry_id: Mapped[str] = mapped_column(String(48))
+    helpful: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Ticket(Base):
+    """A talent's question waiting for, or taken by, a volunteer expert."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index(None, "status", "priority", "created_at"),
+        # One open ticket per talent: asking again adds to it.
+        Index(
+            "uq_tickets_open_per_talent",
+            "talent_id",
+            unique=True,
+            sqlite_where=text("status != 'closed'"),
+            postgresql_where=text("status != 'closed'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    talent_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    expert_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(8), default="open")  # open, claimed, closed
+    question: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(2))
+    topic: Mapped[str | None] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    close_reason: Mapped[str | None] = mapped_column(String(16))
+    summary: Mapped[str | None] = mapped_column(Text)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+
+
+class TicketMessage(Base):
+    """A message relayed between a talent and an expert: stored first, delivered after."""
+
+    __tablename__ = "ticket_messages"
+    __table_args__ = (UniqueConstraint("ticket_id", "source_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    sender_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    source_key: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(Base):
+    """Who did what to what, and when: claims, closes, role changes, reloads."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
