@@ -1,0 +1,37 @@
+"""Plain-text helpers shared by every channel: cleaning input and telling its language."""
+
+import re
+import unicodedata
+
+from bot.knowledge import Language
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+
+
+def clean(text: str) -> str:
+    """`text` without control characters (other than line breaks and tabs) and outer blanks.
+
+    NUL and other control bytes are removed before anything is stored: PostgreSQL rejects NUL
+    in text, and none of them carries meaning in a question.
+    """
+    kept = (
+        char
+        for char in text
+        if char in "\n\t" or unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Co")
+    )
+    return "".join(kept).strip()
+
+
+def detect_language(text: str) -> Language | None:
+    """`zh` if the text has Chinese characters, `en` if it has Latin letters, else None."""
+    if _CJK.search(text):
+        return "zh"
+    if _LATIN.search(text):
+        return "en"
+    return None
+
+
+def has_words(text: str) -> bool:
+    """Whether `text` has any letter a question could be made of."""
+    return detect_language(text) is not None
