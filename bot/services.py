@@ -1,0 +1,40 @@
+"""What handlers work with: the store, the matcher over the current knowledge base, templates."""
+
+from dataclasses import dataclass
+
+from bot.config import Settings
+from bot.knowledge import load_knowledge
+from bot.matching import Matcher, Thresholds
+from bot.paths import bundled
+from bot.store import Store
+from bot.templates import Templates
+
+
+@dataclass
+class Services:
+    """The bot's working parts, built once at start-up and shared by every handler."""
+
+    settings: Settings
+    store: Store
+    matcher: Matcher
+    templates: Templates
+
+
+def build_services(settings: Settings) -> Services:
+    """Load the knowledge base and templates and open the store, as `settings` say."""
+    knowledge = load_knowledge(settings.knowledge_dir)
+    return Services(
+        settings=settings,
+        store=Store.open(settings.database_url),
+        matcher=Matcher(knowledge, thresholds_from(settings)),
+        templates=Templates(bundled("templates")),
+    )
+
+
+def thresholds_from(settings: Settings) -> Thresholds:
+    """The matcher's thresholds as the settings give them."""
+    return Thresholds(
+        answer=settings.answer_threshold,
+        clarify=settings.clarify_threshold,
+        margin=settings.answer_margin,
+    )

@@ -1,0 +1,272 @@
+"""The talent's conversation: ask a question, pick from choices, rate an answer, ask for a person.
+
+Everything is decided inside one store transaction per inbound: the message is accepted (a
+redelivered one is refused and not answered again), answered, and both sides are stored.
+"""
+
+from dataclasses import dataclass
+
+from markupsafe import Markup
+
+from bot.conversation import Button, Inbound, OutMessage
+from bot.intents import recognise
+from bot.knowledge import Entry, Language
+from bot.matching import Decision
+from bot.services import Services
+from bot.store import DuplicateInbound, Transaction
+from bot.store.models import Message, User
+from bot.text import clean, detect_language, has_words
+
+PAYLOAD_VERSION = "1"
+_CHOICE_DIGITS = 2
+
+
+async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
+    """The bot's replies to one thing a talent did; none if it was handled before."""
+    text = clean(inbound.text)
+    # A command's own letters say nothing about the language the talent reads.
+    written = None if text.startswith("/") else detect_language(text)
+    try:
+        async with services.store.transaction() as tx:
+            first_language = (
+                _language_from_hint(inbound.language_hint)
+                or written
+                or services.settings.default_language
+            )
+            user = await tx.user(inbound.channel, inbound.user_key, first_language)
+            language = _reply_language(user, written)
+            message = await tx.accept(inbound, user, text, language)
+            turn = _Turn(services, tx, user, message, language, inbound.display_name)
+            replies = await turn.respond(inbound.button, text)
+            await tx.record_replies(user, replies, **turn.decision_fields())
+    except DuplicateInbound:
+        return []
+    return replies
+
+
+def _language_from_hint(hint: str | None) -> Language | None:
+    """A channel's language code (Telegram's `zh-hans`, `en-US`) as one of ours."""
+    if not hint:
+        return None
+    prefix = hint.lower()[:2]
+    return "zh" if prefix == "zh" else "en" if prefix == "en" else None
+
+
+def _reply_language(user: User, written: Language | None) -> Language:
+    """The language the talent chose; otherwise the one they are writing in."""
+    if not user.language_chosen and written is not None:
+        user.language = written
+    return "zh" if user.language == "zh" else "en"
+
+
+@dataclass
+class _Turn:
+    """One inbound and everything needed to answer it."""
+
+    services: Services
+    tx: Transaction
+    user: User
+    message: Message
+    language: Language
+    display_name: str | None
+
+    def decision_fields(self) -> dict[str, object]:
+        """The matcher's decision to store beside the reply, if this turn answered a question."""
+        if self.message.action != "answer":
+            return {}
+        return {"action": "answer", "entry_id": self.message.entry_id}
+
+    async def respond(self, button: str | None, text: str) -> list[OutMessage]:
+        if button is not None:
+            return await self._press(button)
+        if not text:
+            return [self._say("empty")]
+        if text.isdigit() and len(text) <= _CHOICE_DIGITS:
+            return await self._pick_number(int(text))
+        if text.startswith("/"):
+            return await self._command(text)
+        limit = self.services.settings.max_question_chars
+        if len(text) > limit:
+            self._record(Decision("handoff"))
+            return [
+                self._say(
+                    "too_long", buttons=[self._expert_button()], length=len(text), limit=limit
+                )
+            ]
+        if not has_words(text):
+            return [self._say("no_words")]
+        intent = recognise(text)
+        if intent == "hello":
+            return [self._say("hello")]
+        if intent == "thanks":
+            return [self._say("thanks")]
+        if intent == "expert":
+            return await self._request_expert()
+        return self._answer_question(text)
+
+    def _answer_question(self, text: str) -> list[OutMessage]:
+        decision = self.services.matcher.decide(text)
+        self._record(decision)
+        knowledge = self.services.matcher.knowledge
+        if decision.action == "answer":
+            entry = knowledge.get(decision.entry_id or "")
+            assert entry is not None
+            return [self._answer(entry)]
+        if decision.action == "clarify":
+            choices = [
+                Button(entry.text(self.language).question, self._payload("e", entry.id))
+                for entry in (knowledge.get(option) for option in decision.options)
+                if entry is not None
+            ]
+            choices.append(Button(self._label("none_of_these"), self._payload("o")))
+            return [self._say("clarify", buttons=choices)]
+        return [self._say("handoff_offer", buttons=[self._expert_button()])]
+
+    def _record(self, decision: Decision, entry_id: str | None = None) -> None:
+        """Keep the decision with the question, so every answer can be traced to its entry."""
+        self.message.action = decision.action
+        self.message.entry_id = entry_id or decision.entry_id
+        self.message.score = decision.score if decision.candidates else None
+        self.message.options = [c.entry_id for c in decision.candidates] or None
+        self.message.kb_version = self.services.matcher.knowledge.version
+
+    def _answer(self, entry: Entry) -> OutMessage:
+        text = entry.text(self.language)
+        source = entry.sources[0]
+        buttons = [
+            Button(self._label("helpful"), self._payload("y", str(self.message.id))),
+            Button(self._label("not_helpful"), self._payload("n", str(self.message.id))),
+        ]
+        if text.more:
+            buttons.append(Button(self._label("more"), self._payload("m", entry.id)))
+        knowledge = self.services.matcher.knowledge
+        for related_id in entry.related[:3]:
+            related = knowledge.get(related_id)
+            if related is not None:
+                question = related.text(self.language).question
+                buttons.append(
+                    Button(
+                        self._label("related", question=question), self._payload("e", related.id)
+                    )
+                )
+        buttons.append(self._expert_button())
+        return self._say(
+            "answer",
+            buttons=buttons,
+            question=text.question,
+            answer=text.answer.strip(),
+            title=source.title,
+            url=source.url,
+            reviewed=entry.reviewed.isoformat(),
+        )
+
+    async def _pick_number(self, number: int) -> list[OutMessage]:
+        choices = await self.tx.last_buttons(self.user, before=self.message.id)
+        if not choices:
+            return [self._say("no_choices")]
+        if not 1 <= number <= len(choices):
+            return [self._say("choose_number", count=len(choices))]
+        _, payload = choices[number - 1]
+        self.message.button = payload
+        return await self._press(payload)
+
+    async def _press(self, payload: str) -> list[OutMessage]:
+        version, _, rest = payload.partition(":")
+        kind, _, argument = rest.partition(":")
+        if version != PAYLOAD_VERSION:
+            return [self._say("button_expired")]
+        knowledge = self.services.matcher.knowledge
+        if kind in ("e", "m"):
+            entry = knowledge.get(argument)
+            if entry is None:
+                return [self._say("entry_gone")]
+            if kind == "m":
+                text = entry.text(self.language)
+                return [self._say("more", question=text.question, more=text.more or text.answer)]
+            self._record(Decision("answer"), entry_id=entry.id)
+            return [self._answer(entry)]
+        if kind in ("y", "n") and argument.isdigit():
+            answered = await self.tx.answer_message(self.user, int(argument))
+            if answered is None:
+                return [self._say("button_expired")]
+            await self.tx.record_feedback(self.user, answered, helpful=kind == "y")
+            if kind == "y":
+                return [self._say("feedback_thanks")]
+            return [self._say("feedback_sorry", buttons=[self._expert_button()])]
+        if kind == "x" and not argument:
+            return await self._request_expert()
+        if kind == "o" and not argument:
+            return [self._say("handoff_offer", buttons=[self._expert_button()])]
+        if kind == "l" and argument in ("en", "zh"):
+            return self._choose_language(argument)
+        return [self._say("button_expired")]
+
+    async def _command(self, text: str) -> list[OutMessage]:
+        command, _, argument = text[1:].partition(" ")
+        command = command.split("@", 1)[0].lower()
+        argument = argument.strip().lower()
+        if command == "start":
+            return [
+                self._say(
+                    "greeting",
+                    buttons=[
+                        Button(self._label("english"), self._payload("l", "en")),
+                        Button(self._label("chinese"), self._payload("l", "zh")),
+                    ],
+                    name=self.display_name,
+                )
+            ]
+        if command == "help":
+            return [self._say("help")]
+        if command == "language":
+            if argument in ("en", "zh"):
+                return self._choose_language(argument)
+            return [
+                self._say(
+                    "language_usage",
+                    buttons=[
+                        Button(self._label("english"), self._payload("l", "en")),
+                        Button(self._label("chinese"), self._payload("l", "zh")),
+                    ],
+                )
+            ]
+        if command == "expert":
+            return await self._request_expert()
+        if command == "privacy":
+            entry = self.services.matcher.knowledge.get("service.privacy")
+            if entry is not None:
+                self._record(Decision("answer"), entry_id=entry.id)
+                return [self._answer(entry)]
+        return [self._say("unknown_command")]
+
+    def _choose_language(self, language: Language) -> list[OutMessage]:
+        self.user.language = language
+        self.user.language_chosen = True
+        self.language = language
+        self.message.language = language
+        return [self._say("language_set")]
+
+    async def _request_expert(self) -> list[OutMessage]:
+        asked = await self.tx.last_question(self.user, before=self.message.id)
+        question = asked.text if asked is not None else ""
+        topic = None
+        if asked is not None and asked.options:
+            best = self.services.matcher.knowledge.get(asked.options[0])
+            topic = best.topic if best is not None else None
+        ticket, place = await self.tx.request_expert(self.user, question, self.language, topic)
+        return [self._say("expert_requested", ticket=ticket.id, place=place)]
+
+    def _expert_button(self) -> Button:
+        return Button(self._label("expert"), self._payload("x"))
+
+    def _payload(self, kind: str, argument: str = "") -> str:
+        return f"{PAYLOAD_VERSION}:{kind}:{argument}" if argument else f"{PAYLOAD_VERSION}:{kind}"
+
+    def _label(self, name: str, **context: str) -> str:
+        return Markup(self.services.templates.label(self.language, name, **context)).unescape()
+
+    def _say(
+        self, template: str, buttons: list[Button] | None = None, **context: object
+    ) -> OutMessage:
+        text = self.services.templates.render(self.language, template, **context)
+        return OutMessage(text=text, language=self.language, buttons=tuple(buttons or ()))

@@ -1,0 +1,103 @@
+"""Shared fixtures: the bundled knowledge base, and a fresh store on SQLite and PostgreSQL.
+
+PostgreSQL tests run when TEST_POSTGRES_URL names a server (`.ci/run` sets it); each test gets
+a database of its own, dropped afterwards. If the variable is set and the server cannot be
+reached, the tests fail rather than skip.
+"""
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from bot.config import Settings
+from bot.knowledge import KnowledgeBase, load_knowledge
+from bot.matching import Matcher
+from bot.paths import bundled
+from bot.services import Services, thresholds_from
+from bot.store import Store
+from bot.templates import Templates
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
+
+
+@pytest.fixture(scope="session")
+def knowledge() -> KnowledgeBase:
+    return load_knowledge(bundled("knowledge"))
+
+
+@pytest.fixture(scope="session")
+def matcher(knowledge: KnowledgeBase) -> Matcher:
+    return Matcher(knowledge, thresholds_from(Settings()))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        opened = Store.open(f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}")
+        await opened.upgrade()
+        yield opened
+        await opened.close()
+        return
+    async with PostgresDatabase() as url:
+        opened = Store.open(url)
+        await opened.upgrade()
+        yield opened
+        await opened.close()
+
+
+@pytest.fixture
+def services(store: Store, matcher: Matcher) -> Services:
+    return Services(
+        settings=Settings(),
+        store=store,
+        matcher=matcher,
+        templates=Templates(bundled("templates")),
+    )
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No bot settings from the outside world; the working folder is empty."""
+    for name in list(os.environ):
+        if name in Settings.model_fields or name.lower() in Settings.model_fields:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+class PostgresDatabase:
+    """A database of its own on the test server, dropped when the test ends."""
+
+    def __init__(self) -> None:
+        if not POSTGRES_URL:
+            pytest.skip("TEST_POSTGRES_URL is not set: no PostgreSQL server configured")
+        self.server = make_url(POSTGRES_URL)
+        self.name = f"ipbot_test_{uuid.uuid4().hex[:12]}"
+
+    def _dsn(self, database: str) -> str:
+        return self.server.set(drivername="postgresql", database=database).render_as_string(
+            hide_password=False
+        )
+
+    async def __aenter__(self) -> str:
+        try:
+            admin = await asyncpg.connect(self._dsn(self.server.database or "postgres"))
+        except (OSError, asyncpg.PostgresError) as error:
+            pytest.fail(f"TEST_POSTGRES_URL is set but the server cannot be used: {error}")
+        try:
+            await admin.execute(f'CREATE DATABASE "{self.name}"')
+        finally:
+            await admin.close()
+        return self.server.set(database=self.name).render_as_string(hide_password=False)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        admin = await asyncpg.connect(self._dsn(self.server.database or "postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        finally:
+            await admin.close()

@@ -1,0 +1,210 @@
+"""The talent's conversation, through the channel-neutral handler, on SQLite and PostgreSQL."""
+
+import itertools
+
+from sqlalchemy import func, select
+
+from bot.conversation import Inbound, OutMessage
+from bot.services import Services
+from bot.store.models import Feedback, Message, Ticket
+from handlers import talent
+
+_keys = itertools.count(1)
+
+
+async def say(
+    services: Services,
+    text: str = "",
+    *,
+    user: str = "talent-1",
+    button: str | None = None,
+    key: str | None = None,
+    hint: str | None = None,
+) -> list[OutMessage]:
+    inbound = Inbound(
+        channel="test",
+        user_key=user,
+        message_key=key or f"k{next(_keys)}",
+        text=text,
+        button=button,
+        language_hint=hint,
+    )
+    return await talent.handle(inbound, services)
+
+
+async def stored(services: Services, direction: str | None = None) -> list[Message]:
+    async with services.store.transaction() as tx:
+        query = select(Message).order_by(Message.id)
+        if direction:
+            query = query.where(Message.direction == direction)
+        return list(await tx.session.scalars(query))
+
+
+def payloads(reply: OutMessage) -> list[str]:
+    return [button.payload for button in reply.buttons]
+
+
+async def test_clear_question_is_answered_from_its_entry_with_source(services: Services) -> None:
+    [reply] = await say(services, "Can a foreigner take the patent agent exam?")
+    assert "Permanent Residence" in reply.text
+    assert "Source:" in reply.text
+    assert "Reviewed 2026" in reply.text
+    question = (await stored(services, "in"))[-1]
+    assert question.action == "answer"
+    assert question.entry_id == "agent-exam.foreigners"
+    assert question.kb_version == services.matcher.knowledge.version
+    assert question.score is not None
+    assert question.score >= services.settings.answer_threshold
+
+
+async def test_chinese_question_is_answered_in_chinese(services: Services) -> None:
+    [reply] = await say(services, "外国人可以考专利代理师吗？")
+    assert reply.language == "zh"
+    assert "永久居留" in reply.text
+    assert "来源" in reply.text
+
+
+async def test_redelivered_message_is_answered_once(services: Services) -> None:
+    first = await say(services, "Can a foreigner take the patent agent exam?", key="update-7")
+    again = await say(services, "Can a foreigner take the patent agent exam?", key="update-7")
+    assert first
+    assert again == []
+    assert len(await stored(services, "in")) == 1
+    assert len(await stored(services, "out")) == 1
+
+
+async def test_short_vague_question_gets_choices_and_a_number_picks_one(
+    services: Services,
+) -> None:
+    [choices] = await say(services, "专利")
+    assert choices.language == "zh"
+    assert 3 <= len(choices.buttons) <= 5
+    first_option = choices.buttons[0].payload.split(":")[2]
+    [answer] = await say(services, "1")
+    entry = services.matcher.knowledge.get(first_option)
+    assert entry is not None
+    assert entry.zh.question in answer.text
+
+
+async def test_number_outside_the_list_names_the_valid_range(services: Services) -> None:
+    [choices] = await say(services, "patent")
+    [reply] = await say(services, "9")
+    assert f"1 to {len(choices.buttons)}" in reply.text
+
+
+async def test_number_without_a_list_asks_for_words(services: Services) -> None:
+    await say(services, "hello")
+    [reply] = await say(services, "3")
+    assert "no list to choose from" in reply.text
+
+
+async def test_empty_and_blank_messages_get_a_polite_prompt(services: Services) -> None:
+    for text in ("", "   \n\t "):
+        [reply] = await say(services, text)
+        assert "empty" in reply.text
+    assert len(await stored(services, "in")) == 2
+
+
+async def test_very_long_message_is_kept_whole_and_offered_an_expert(services: Services) -> None:
+    text = "x" * 10_000
+    [reply] = await say(services, text)
+    assert "10000 characters" in reply.text
+    assert "1:x" in payloads(reply)
+    [question] = await stored(services, "in")
+    assert question.text == text
+
+
+async def test_emoji_only_message_asks_for_words(services: Services) -> None:
+    [reply] = await say(services, "😀🎉👍")
+    assert "written in words" in reply.text
+
+
+async def test_control_characters_are_removed_before_storing(services: Services) -> None:
+    [reply] = await say(services, "Can a foreigner\x00 take the patent\x07 agent exam?")
+    assert "Permanent Residence" in reply.text
+    [question] = await stored(services, "in")
+    assert question.text == "Can a foreigner take the patent agent exam?"
+
+
+async def test_mixed_chinese_and_english_question_is_answered_in_chinese(
+    services: Services,
+) -> None:
+    [reply] = await say(services, "外国人能不能考patent agent exam？")
+    assert reply.language == "zh"
+    assert reply.buttons
+
+
+async def test_unhelpful_answer_offers_an_expert_and_is_remembered(services: Services) -> None:
+    [answer] = await say(services, "Can a foreigner take the patent agent exam?")
+    not_helpful = next(p for p in payloads(answer) if p.startswith("1:n:"))
+    [reply] = await say(services, button=not_helpful)
+    assert "1:x" in payloads(reply)
+    async with services.store.transaction() as tx:
+        feedback = list(await tx.session.scalars(select(Feedback)))
+    assert [(f.entry_id, f.helpful) for f in feedback] == [("agent-exam.foreigners", False)]
+
+
+async def test_feedback_button_for_someone_elses_answer_has_expired(services: Services) -> None:
+    [answer] = await say(services, "Can a foreigner take the patent agent exam?", user="alice")
+    helpful = next(p for p in payloads(answer) if p.startswith("1:y:"))
+    [reply] = await say(services, button=helpful, user="mallory")
+    assert "expired" in reply.text
+    async with services.store.transaction() as tx:
+        assert await tx.session.scalar(select(func.count()).select_from(Feedback)) == 0
+
+
+async def test_forged_and_unknown_buttons_have_expired(services: Services) -> None:
+    for payload in ("0:e:agent-exam.foreigners", "1:zz", "1:y:abc", "garbage", "1:l:fr"):
+        [reply] = await say(services, button=payload)
+        assert "expired" in reply.text, payload
+
+
+async def test_button_for_an_entry_that_no_longer_exists_says_so(services: Services) -> None:
+    [reply] = await say(services, button="1:e:patent.deleted-topic")
+    assert "no longer available" in reply.text
+
+
+async def test_chosen_language_wins_over_the_language_of_the_message(
+    services: Services,
+) -> None:
+    [reply] = await say(services, "/language zh")
+    assert reply.language == "zh"
+    [answer] = await say(services, "Can a foreigner take the patent agent exam?")
+    assert answer.language == "zh"
+    assert "永久居留" in answer.text
+
+
+async def test_start_greets_in_the_channel_language_and_offers_both(services: Services) -> None:
+    [reply] = await say(services, "/start", hint="zh-hans")
+    assert reply.language == "zh"
+    assert payloads(reply) == ["1:l:en", "1:l:zh"]
+
+
+async def test_greetings_and_thanks_are_answered_without_matching(services: Services) -> None:
+    for text, expected in (("Hello!", "What would you like"), ("谢谢", "不客气")):
+        [reply] = await say(services, text)
+        assert expected in reply.text
+    assert all(m.action is None for m in await stored(services, "in"))
+
+
+async def test_asking_for_an_expert_twice_keeps_one_ticket_with_the_question(
+    services: Services,
+) -> None:
+    await say(services, "How do I value my patent portfolio for an IPO?")
+    [first] = await say(services, "/expert")
+    [second] = await say(services, "转人工")
+    assert "#T-" in first.text
+    assert "#T-" in second.text
+    async with services.store.transaction() as tx:
+        tickets = list(await tx.session.scalars(select(Ticket)))
+    assert len(tickets) == 1
+    assert tickets[0].question == "How do I value my patent portfolio for an IPO?"
+    assert tickets[0].status == "open"
+
+
+async def test_every_message_and_reply_is_stored(services: Services) -> None:
+    await say(services, "/start")
+    await say(services, "Can a foreigner take the patent agent exam?")
+    await say(services, "😀")
+    messages = await stored(services)
+    assert [m.direction for m in messages] == ["in", "out"] * 3
