@@ -1,0 +1,211 @@
+"""`ipbot`: chat on the console, ask one question, evaluate, check the knowledge base, migrate."""
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError
+
+from bot.config import Settings, SettingsError, load_settings
+from bot.evaluation import (
+    QuestionSetError,
+    Result,
+    evaluate,
+    format_table,
+    read_question_set,
+    summarise,
+)
+from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
+from bot.matching import Matcher
+from bot.services import build_services, thresholds_from
+from bot.store import Store
+
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A failure the user can act on; printed as one line, without a traceback."""
+
+    def __init__(self, message: str, code: int = EXIT_PROBLEM) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `ipbot` command and return its exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+        return args.run(args, settings)
+    except SettingsError as error:
+        print(f"ipbot: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KnowledgeError as error:
+        print(
+            f"ipbot: the knowledge base does not load ({len(error.problems)} problems):",
+            file=sys.stderr,
+        )
+        print(error, file=sys.stderr)
+        return EXIT_PROBLEM
+    except CommandError as error:
+        print(f"ipbot: {error}", file=sys.stderr)
+        return error.code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ipbot", description=__doc__)
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    chat = commands.add_parser("chat", help="chat as a talent on the console")
+    chat.add_argument("--user", default="local", help="who is chatting (default: local)")
+    chat.set_defaults(run=_chat)
+
+    ask = commands.add_parser("ask", help="show the matcher's decision for one question")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.set_defaults(run=_ask)
+
+    evaluation = commands.add_parser("eval", help="measure the matcher on a labelled question set")
+    evaluation.add_argument("file", type=Path)
+    evaluation.add_argument("--json", action="store_true", help="print results and summary")
+    evaluation.set_defaults(run=_eval)
+
+    kb = commands.add_parser("kb", help="the knowledge base").add_subparsers(
+        title="kb commands", required=True, metavar="KB_COMMAND"
+    )
+    check = kb.add_parser("check", help="validate the knowledge base and list every problem")
+    check.add_argument("directory", nargs="?", type=Path, help="default: KNOWLEDGE_DIR")
+    check.set_defaults(run=_kb_check)
+    export = kb.add_parser("export", help="print every entry")
+    export.add_argument("--json", action="store_true", help="print one JSON object")
+    export.set_defaults(run=_kb_export)
+
+    db = commands.add_parser("db", help="the database").add_subparsers(
+        title="db commands", required=True, metavar="DB_COMMAND"
+    )
+    db.add_parser("upgrade", help="bring the schema to the newest migration").set_defaults(
+        run=_db_upgrade
+    )
+    return parser
+
+
+def _matcher(settings: Settings) -> Matcher:
+    return Matcher(load_knowledge(settings.knowledge_dir), thresholds_from(settings))
+
+
+def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.channels import console
+
+    async def run() -> None:
+        services = build_services(settings)
+        try:
+            await _prepare_store(services.store)
+            await console.chat(services, args.user, sys.stdin, sys.stdout)
+        finally:
+            await services.store.close()
+
+    _with_database(settings, run())
+    return 0
+
+
+async def _prepare_store(store: Store) -> None:
+    """SQLite is brought up to date on start; PostgreSQL is migrated on purpose, by staff."""
+    if store.engine.dialect.name == "sqlite":
+        await store.upgrade()
+    elif not await store.is_current():
+        raise CommandError("the database schema is not current: run `ipbot db upgrade` first")
+
+
+def _with_database(settings: Settings, work: object) -> None:
+    try:
+        asyncio.run(work)  # type: ignore[arg-type]
+    except (DBAPIError, OSError) as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise CommandError(f"cannot use the database (DATABASE_URL): {reason}") from None
+
+
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    decision = _matcher(settings).decide(args.question)
+    result = Result.of(args.question, None, decision)
+    if args.json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False))
+    else:
+        print(f"{decision.action} (score {decision.score})")
+        for candidate in decision.candidates:
+            print(f"  {candidate.score:5.1f}  {candidate.entry_id}")
+    return 0
+
+
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    matcher = _matcher(settings)
+    try:
+        questions = read_question_set(args.file, matcher.knowledge)
+    except QuestionSetError as error:
+        raise CommandError(str(error), EXIT_USAGE) from None
+    results = evaluate(matcher, questions)
+    summary = summarise(questions, results)
+    if args.json:
+        report = {"results": [r.as_dict() for r in results], "summary": summary}
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(format_table(summary))
+    return 0
+
+
+def _kb_check(args: argparse.Namespace, settings: Settings) -> int:
+    directory = args.directory or settings.knowledge_dir
+    knowledge = load_knowledge(directory)
+    print(f"{directory}: {len(knowledge)} entries, version {knowledge.version}: no problems")
+    return 0
+
+
+def _kb_export(args: argparse.Namespace, settings: Settings) -> int:
+    knowledge = load_knowledge(settings.knowledge_dir)
+    if args.json:
+        print(json.dumps(_export(knowledge), ensure_ascii=False))
+    else:
+        for entry in knowledge:
+            print(f"{entry.id:32} {entry.topic:18} reviewed {entry.reviewed}")
+    return 0
+
+
+def _export(knowledge: KnowledgeBase) -> dict[str, object]:
+    return {
+        "version": knowledge.version,
+        "entries": [
+            {
+                "id": entry.id,
+                "questions": {"en": list(entry.en.phrasings), "zh": list(entry.zh.phrasings)},
+                "answers": {"en": entry.en.answer.strip(), "zh": entry.zh.answer.strip()},
+                "source": entry.sources[0].url or entry.sources[0].title,
+                "reviewed": entry.reviewed.isoformat(),
+            }
+            for entry in knowledge
+        ],
+    }
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> None:
+        store = Store.open(settings.database_url)
+        try:
+            await store.upgrade()
+        finally:
+            await store.close()
+
+    _with_database(settings, run())
+    print("the database schema is current")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

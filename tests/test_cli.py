@@ -1,0 +1,173 @@
+"""`ipbot` as a user runs it: a real process, real files, real databases."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+from bot.paths import bundled
+from tests.conftest import PostgresDatabase
+
+
+def ipbot(*args: str, cwd: Path, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name.lower() not in Settings.model_fields
+    }
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_piped_chat_answers_in_english_and_chinese_on_a_new_sqlite_file(tmp_path: Path) -> None:
+    chat = ipbot(
+        "chat",
+        cwd=tmp_path,
+        stdin="Can a foreigner take the patent agent exam?\n外国人可以考专利代理师吗？\n",
+    )
+    assert chat.returncode == 0, chat.stderr
+    assert "Foreign Permanent Residence ID Card" in chat.stdout
+    assert "外国人永久居留身份证" in chat.stdout
+    assert "  1) 👍 Helpful" in chat.stdout
+    assert (tmp_path / "data" / "ipbot.sqlite3").is_file()
+
+
+def test_chat_picks_a_numbered_choice_and_survives_bad_input(tmp_path: Path) -> None:
+    lines = ["patent", "99", "1", "", "😀", "\x00\x01", "x" * 10_000, "/nonsense"]
+    chat = ipbot("chat", cwd=tmp_path, stdin="\n".join(lines) + "\n")
+    assert chat.returncode == 0, chat.stderr
+    assert "Please pick a number from 1 to" in chat.stdout
+    assert "Your message was empty" in chat.stdout
+    assert "written in words" in chat.stdout
+    assert "That message is long (10000 characters)" in chat.stdout
+    assert "I don't know that command" in chat.stdout
+    assert "Traceback" not in chat.stderr
+
+
+def test_chat_keeps_the_conversation_across_runs(tmp_path: Path) -> None:
+    ipbot("chat", cwd=tmp_path, stdin="/language zh\n")
+    chat = ipbot("chat", cwd=tmp_path, stdin="Can a foreigner take the patent agent exam?\n")
+    assert "外国人永久居留身份证" in chat.stdout
+
+
+def test_chat_on_an_unreachable_database_says_so_in_one_line(tmp_path: Path) -> None:
+    chat = ipbot("chat", cwd=tmp_path, DATABASE_URL="postgresql+asyncpg://nobody@127.0.0.1:9/none")
+    assert chat.returncode == 1
+    assert chat.stderr.startswith("ipbot: cannot use the database (DATABASE_URL):")
+    assert chat.stderr.count("\n") == 1
+
+
+async def test_postgresql_is_migrated_on_purpose_then_chats(tmp_path: Path) -> None:
+    async with PostgresDatabase() as url:
+        before = ipbot("chat", cwd=tmp_path, DATABASE_URL=url)
+        assert before.returncode == 1
+        assert "run `ipbot db upgrade` first" in before.stderr
+        upgrade = ipbot("db", "upgrade", cwd=tmp_path, DATABASE_URL=url)
+        assert upgrade.returncode == 0, upgrade.stderr
+        chat = ipbot(
+            "chat",
+            cwd=tmp_path,
+            stdin="Can a foreigner take the patent agent exam?\n",
+            DATABASE_URL=url,
+        )
+        assert chat.returncode == 0, chat.stderr
+        assert "Foreign Permanent Residence ID Card" in chat.stdout
+
+
+def test_ask_json_prints_one_decision(tmp_path: Path) -> None:
+    ask = ipbot("ask", "Can a foreigner take the patent agent exam?", "--json", cwd=tmp_path)
+    assert ask.returncode == 0, ask.stderr
+    decision = json.loads(ask.stdout)
+    assert set(decision) == {"q", "expect", "action", "id", "options", "score"}
+    assert decision["action"] == "answer"
+    assert decision["id"] == "agent-exam.foreigners"
+
+
+def test_eval_json_reports_every_question_and_a_summary(tmp_path: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        '{"q": "Can a foreigner take the patent agent exam?", "expect": "agent-exam.foreigners"}\n'
+        '{"q": "外国人可以考专利代理师吗", "expect": "agent-exam.foreigners"}\n'
+        '{"q": "What is the weather tomorrow?", "expect": null}\n',
+        encoding="utf-8",
+    )
+    run = ipbot("eval", str(questions), "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["results"][0]["q"] == "Can a foreigner take the patent agent exam?"
+    assert set(report["results"][0]) == {"q", "expect", "action", "id", "options", "score"}
+    assert report["summary"]["en"]["in_scope"] == 1
+    assert report["summary"]["zh"]["answered_correctly"] == 1.0
+    assert report["summary"]["all"]["questions"] == 3
+
+
+def test_eval_table_is_readable(tmp_path: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"q": "patent fees?", "expect": "patent.fees"}\n', encoding="utf-8")
+    run = ipbot("eval", str(questions), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "| correct direct answer (in scope) |" in run.stdout
+
+
+def test_eval_names_the_line_of_a_bad_question(tmp_path: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"q": "ok", "expect": null}\n{"q": "x", "expect": "no.such"}\n')
+    run = ipbot("eval", str(questions), cwd=tmp_path)
+    assert run.returncode == 2
+    assert f"{questions}:2: unknown entry id 'no.such'" in run.stderr
+
+
+def test_kb_export_json_lists_every_entry_with_both_languages(tmp_path: Path) -> None:
+    run = ipbot("kb", "export", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    exported = json.loads(run.stdout)
+    assert len(exported["version"]) == 12
+    first = next(e for e in exported["entries"] if e["id"] == "agent-exam.foreigners")
+    assert set(first) == {"id", "questions", "answers", "source", "reviewed"}
+    assert (
+        first["questions"]["en"][0]
+        == "Can a foreigner take China's patent agent qualification exam?"
+    )
+    assert len(first["questions"]["zh"]) >= 7
+    assert first["answers"]["zh"]
+    assert first["reviewed"] == "2026-11-24"
+
+
+def test_kb_check_passes_on_the_bundled_set(tmp_path: Path) -> None:
+    run = ipbot("kb", "check", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "no problems" in run.stdout
+
+
+def test_kb_check_on_a_broken_copy_names_file_and_line(tmp_path: Path) -> None:
+    copy = tmp_path / "kb"
+    shutil.copytree(bundled("knowledge"), copy)
+    broken = copy / "agent-exam.yaml"
+    lines = broken.read_text(encoding="utf-8").splitlines()
+    lines[3] = lines[3].replace("tags: [", "tags: [[")
+    broken.write_text("\n".join(lines), encoding="utf-8")
+    run = ipbot("kb", "check", str(copy), cwd=tmp_path)
+    assert run.returncode == 1
+    assert f"{broken}:" in run.stderr
+    assert "malformed YAML" in run.stderr
+
+
+@pytest.mark.parametrize("command", [["kb", "check"], ["kb"], ["frobnicate"]])
+def test_usage_errors_exit_2(tmp_path: Path, command: list[str]) -> None:
+    run = ipbot(*command, "--no-such-flag", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "usage: ipbot" in run.stderr
