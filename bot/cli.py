@@ -14,8 +14,11 @@ from bot.config import Settings, SettingsError, load_settings
 from bot.evaluation import (
     QuestionSetError,
     Result,
+    baseline,
     evaluate,
+    fit_calibration,
     format_table,
+    half,
     read_question_set,
     summarise,
 )
@@ -77,6 +80,17 @@ def _parser() -> argparse.ArgumentParser:
     evaluation = commands.add_parser("eval", help="measure the matcher on a labelled question set")
     evaluation.add_argument("file", type=Path)
     evaluation.add_argument("--json", action="store_true", help="print results and summary")
+    evaluation.add_argument(
+        "--part",
+        choices=("all", "dev", "held-out"),
+        default="all",
+        help="evaluate one half of the set only (see README: how the set is split)",
+    )
+    evaluation.add_argument(
+        "--fit",
+        action="store_true",
+        help="fit the matcher's calibration on the dev half and show both halves with it",
+    )
     evaluation.set_defaults(run=_eval)
 
     kb = commands.add_parser("kb", help="the knowledge base").add_subparsers(
@@ -151,13 +165,27 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         questions = read_question_set(args.file, matcher.knowledge)
     except QuestionSetError as error:
         raise CommandError(str(error), EXIT_USAGE) from None
+    if args.fit:
+        calibration = fit_calibration(matcher, [q for q in questions if half(q) == "dev"])
+        print(f"calibration = {calibration!r}\n")
+        matcher = Matcher(matcher.knowledge, matcher.thresholds, calibration)
+        for part in ("dev", "held-out"):
+            chosen = [q for q in questions if half(q) == part]
+            print(f"{part} half:\n{format_table(summarise(chosen, evaluate(matcher, chosen)))}\n")
+        return 0
+    if args.part != "all":
+        questions = [q for q in questions if half(q) == args.part]
     results = evaluate(matcher, questions)
     summary = summarise(questions, results)
+    plain = summarise(questions, baseline(matcher.knowledge, questions))
     if args.json:
-        report = {"results": [r.as_dict() for r in results], "summary": summary}
+        report = {
+            "results": [r.as_dict() for r in results],
+            "summary": summary | {"baseline": plain},
+        }
         print(json.dumps(report, ensure_ascii=False))
     else:
-        print(format_table(summary))
+        print(format_table(summary, plain))
     return 0
 
 

@@ -22,9 +22,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///data/ipbot.sqlite3"
     knowledge_dir: Path = Field(default_factory=lambda: bundled("knowledge"))
     default_language: Language = "en"
-    answer_threshold: float = Field(default=80.0, ge=0, le=100)
-    clarify_threshold: float = Field(default=55.0, ge=0, le=100)
-    answer_margin: float = Field(default=6.0, ge=0, le=100)
+    answer_threshold: float = Field(default=65.0, ge=0, le=100)
+    clarify_threshold: float = Field(default=20.0, ge=0, le=100)
     max_question_chars: int = Field(default=1000, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 

@@ -4,13 +4,19 @@ The set is JSON Lines of `{"q": "...", "expect": "entry.id" | null}`; `null` mar
 outside the knowledge base, which must not be answered.
 """
 
+import hashlib
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.knowledge import KnowledgeBase, Language
-from bot.matching import Decision, Matcher
+from rapidfuzz import fuzz, process, utils
+
+from bot.knowledge import LANGUAGES, KnowledgeBase, Language
+from bot.matching import MAX_OPTIONS, Candidate, Decision, Matcher
+from bot.matching.calibration import Calibration
 from bot.text import detect_language
 
 
@@ -79,9 +85,76 @@ def read_question_set(path: Path, knowledge: KnowledgeBase) -> list[LabelledQues
     return questions
 
 
+def half(item: LabelledQuestion) -> str:
+    """Which half of the set a question is in: `dev` (used to fit and choose) or `held-out`.
+
+    The split is a hash of the question's text, so it is stable and blind to its content.
+    """
+    digest = hashlib.sha256(item.q.encode("utf-8")).digest()
+    return "dev" if int.from_bytes(digest[:4], "big") % 2 == 0 else "held-out"
+
+
+def fit_calibration(matcher: Matcher, questions: list[LabelledQuestion]) -> Calibration:
+    """Fit the matcher's two logistic models on `questions` (in practice, the dev half)."""
+    right: list[tuple[tuple[float, ...], float]] = []
+    listed: list[tuple[tuple[float, ...], float]] = []
+    for item in questions:
+        assessment = matcher.assess(item.q)
+        ids = [candidate.entry_id for candidate in assessment.candidates]
+        signals = assessment.signals
+        right.append((signals.for_right, float(bool(ids) and ids[0] == item.expect)))
+        listed.append((signals.for_listed, float(item.expect in ids[:MAX_OPTIONS])))
+    return Calibration(right=_logistic_fit(right), listed=_logistic_fit(listed))
+
+
+def _logistic_fit(
+    samples: Sequence[tuple[tuple[float, ...], float]],
+    steps: int = 20_000,
+    rate: float = 1.0,
+    ridge: float = 1e-3,
+) -> tuple[float, ...]:
+    """Logistic regression by gradient descent; weights rounded, bias first."""
+    width = len(samples[0][0]) + 1
+    weights = [0.0] * width
+    for _ in range(steps):
+        gradient = [0.0] * width
+        for values, target in samples:
+            x = (1.0, *values)
+            z = sum(w * v for w, v in zip(weights, x, strict=True))
+            error = 1.0 / (1.0 + math.exp(-z)) - target
+            for i in range(width):
+                gradient[i] += error * x[i]
+        weights = [
+            w - rate * (g / len(samples) + (ridge * w if i else 0.0))
+            for i, (w, g) in enumerate(zip(weights, gradient, strict=True))
+        ]
+    return tuple(round(w, 2) for w in weights)
+
+
 def evaluate(matcher: Matcher, questions: list[LabelledQuestion]) -> list[Result]:
     """The matcher's decision for every question."""
     return [Result.of(item.q, item.expect, matcher.decide(item.q)) for item in questions]
+
+
+def baseline(knowledge: KnowledgeBase, questions: list[LabelledQuestion]) -> list[Result]:
+    """The plain approach, for comparison: rapidfuzz `WRatio` `extractOne` over every phrasing,
+    always answering with the entry of the closest one."""
+    phrasings = [
+        (phrasing, entry.id)
+        for entry in knowledge
+        for language in LANGUAGES
+        for phrasing in entry.text(language).phrasings
+    ]
+    choices = [phrasing for phrasing, _ in phrasings]
+    results = []
+    for item in questions:
+        found = process.extractOne(
+            item.q, choices, scorer=fuzz.WRatio, processor=utils.default_process
+        )
+        candidates = (Candidate(phrasings[found[2]][1], round(found[1], 1)),) if found else ()
+        decision = Decision("answer", candidates) if candidates else Decision("handoff")
+        results.append(Result.of(item.q, item.expect, decision))
+    return results
 
 
 def summarise(questions: list[LabelledQuestion], results: list[Result]) -> dict[str, Any]:
@@ -127,20 +200,21 @@ _ROWS = (
 )
 
 
-def format_table(summary: dict[str, Any]) -> str:
-    """The summary as a table for a terminal or a Markdown file."""
-    columns = ("en", "zh", "all")
+def format_table(summary: dict[str, Any], plain: dict[str, Any] | None = None) -> str:
+    """The summary as a Markdown table, with the plain baseline's figures beside it if given."""
+    columns = [(f"matcher {name}", summary[name]) for name in ("en", "zh", "all")]
+    if plain is not None:
+        columns += [(f"baseline {name}", plain[name]) for name in ("en", "zh", "all")]
     lines = [
-        "| figure | " + " | ".join(columns) + " |",
-        "| --- | " + " | ".join("---:" for _ in columns) + " |",
+        "| figure | " + " | ".join(title for title, _ in columns) + " |",
+        "|---|" + "---:|" * len(columns),
         "| questions (in scope / out) | "
         + " | ".join(
-            f"{summary[c]['questions']} ({summary[c]['in_scope']} / {summary[c]['out_of_scope']})"
-            for c in columns
+            f"{f['questions']} ({f['in_scope']} / {f['out_of_scope']})" for _, f in columns
         )
         + " |",
     ]
     for key, label in _ROWS:
-        cells = " | ".join(f"{summary[c][key] * 100:.1f}%" for c in columns)
+        cells = " | ".join(f"{figures[key] * 100:.1f}%" for _, figures in columns)
         lines.append(f"| {label} | {cells} |")
     return "\n".join(lines)

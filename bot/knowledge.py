@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -122,10 +122,50 @@ class Entry(BaseModel):
     sources: tuple[Source, ...] = Field(min_length=1)
     reviewed: date
     related: tuple[str, ...] = ()
+    region: Literal["china", "abroad"] = "china"
 
     def text(self, language: Language) -> Text:
         """This entry in `language`."""
         return self.en if language == "en" else self.zh
+
+
+class Term(BaseModel):
+    """Phrases in both languages that the matcher treats as one word."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    term: str = Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=40)
+    en: tuple[str, ...] = ()
+    zh: tuple[str, ...] = ()
+
+    @field_validator("en", "zh")
+    @classmethod
+    def _no_blank_phrase(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_not_blank(str(value)) for value in values)
+
+    @property
+    def phrases(self) -> tuple[str, ...]:
+        return (*self.en, *self.zh)
+
+
+class OutOfScope(BaseModel):
+    """A subject the bot does not answer, with ways people ask about it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=40)
+    en: tuple[str, ...] = Field(min_length=1)
+    zh: tuple[str, ...] = Field(min_length=1)
+    region: Literal["china", "abroad"] | None = None
+
+    @field_validator("en", "zh")
+    @classmethod
+    def _no_blank_phrasing(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_not_blank(str(value)) for value in values)
+
+    @property
+    def phrasings(self) -> tuple[str, ...]:
+        return (*self.en, *self.zh)
 
 
 @dataclass(frozen=True)
@@ -154,6 +194,8 @@ class KnowledgeBase:
 
     entries: dict[str, Entry]
     version: str
+    glossary: tuple[Term, ...] = ()
+    out_of_scope: tuple[OutOfScope, ...] = ()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -164,6 +206,10 @@ class KnowledgeBase:
     def get(self, entry_id: str) -> Entry | None:
         """The entry with this id, if the set has it."""
         return self.entries.get(entry_id)
+
+
+GLOSSARY_FILE = "glossary.yaml"
+OUT_OF_SCOPE_FILE = "out-of-scope.yaml"
 
 
 def knowledge_files(directory: Path) -> list[Path]:
@@ -181,14 +227,25 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
 
     problems: list[Problem] = []
     located: list[tuple[Entry, Path, _Mapping]] = []
+    glossary: list[Term] = []
+    out_of_scope: list[OutOfScope] = []
     digest = hashlib.sha256()
     for path in files:
         raw = _read(path, problems)
         if raw is None:
             continue
         digest.update(path.name.encode() + b"\0" + raw + b"\0")
-        for mapping in _entry_mappings(path, raw, problems):
-            entry = _validate_entry(path, mapping, problems)
+        if path.name == GLOSSARY_FILE:
+            glossary = _glossary(path, raw, problems)
+            continue
+        if path.name == OUT_OF_SCOPE_FILE:
+            for mapping in _mappings(path, raw, "topics", problems):
+                subject = _validate(OutOfScope, path, mapping, problems)
+                if subject is not None:
+                    out_of_scope.append(subject)
+            continue
+        for mapping in _mappings(path, raw, "entries", problems):
+            entry = _validate(Entry, path, mapping, problems)
             if entry is not None:
                 located.append((entry, path, mapping))
 
@@ -196,7 +253,34 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
     if problems:
         raise KnowledgeError(problems)
     entries = {entry.id: entry for entry, _, _ in located}
-    return KnowledgeBase(entries=entries, version=digest.hexdigest()[:12])
+    return KnowledgeBase(
+        entries=entries,
+        version=digest.hexdigest()[:12],
+        glossary=tuple(glossary),
+        out_of_scope=tuple(out_of_scope),
+    )
+
+
+def _glossary(path: Path, raw: bytes, problems: list[Problem]) -> list[Term]:
+    terms: list[Term] = []
+    owners: dict[str, str] = {}
+    for mapping in _mappings(path, raw, "terms", problems):
+        term = _validate(Term, path, mapping, problems)
+        if term is None:
+            continue
+        for phrase in term.phrases:
+            key = " ".join(phrase.casefold().split())
+            owner = owners.setdefault(key, term.term)
+            if owner != term.term:
+                problems.append(
+                    Problem(
+                        path,
+                        mapping.line,
+                        f"term {term.term!r}: phrase {phrase!r} already belongs to {owner!r}",
+                    )
+                )
+        terms.append(term)
+    return terms
 
 
 def _read(path: Path, problems: list[Problem]) -> bytes | None:
@@ -259,7 +343,8 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
-def _entry_mappings(path: Path, raw: bytes, problems: list[Problem]) -> list[_Mapping]:
+def _mappings(path: Path, raw: bytes, key: str, problems: list[Problem]) -> list[_Mapping]:
+    """The mappings listed under the file's one top-level `key`."""
     try:
         document = yaml.load(raw, Loader=_LineLoader)
     except yaml.MarkedYAMLError as error:
@@ -270,28 +355,34 @@ def _entry_mappings(path: Path, raw: bytes, problems: list[Problem]) -> list[_Ma
     except yaml.YAMLError as error:
         problems.append(Problem(path, 0, f"malformed YAML: {error}"))
         return []
-    if not isinstance(document, _Mapping) or set(document) != {"entries"}:
-        problems.append(Problem(path, 1, "the file must be a mapping with one key, 'entries'"))
+    if not isinstance(document, _Mapping) or set(document) != {key}:
+        problems.append(Problem(path, 1, f"the file must be a mapping with one key, {key!r}"))
         return []
-    entries = document["entries"]
-    if not isinstance(entries, _Sequence):
-        problems.append(Problem(path, document.key_lines["entries"], "'entries' must be a list"))
+    items = document[key]
+    if not isinstance(items, _Sequence):
+        problems.append(Problem(path, document.key_lines[key], f"{key!r} must be a list"))
         return []
     mappings = []
-    for item, line in zip(entries, entries.item_lines, strict=True):
+    for item, line in zip(items, items.item_lines, strict=True):
         if isinstance(item, _Mapping):
             mappings.append(item)
         else:
-            problems.append(Problem(path, line, "each entry must be a mapping"))
+            problems.append(Problem(path, line, f"each item of {key!r} must be a mapping"))
     return mappings
 
 
-def _validate_entry(path: Path, mapping: _Mapping, problems: list[Problem]) -> Entry | None:
+_Model = TypeVar("_Model", Entry, Term, OutOfScope)
+
+
+def _validate(
+    model: type[_Model], path: Path, mapping: _Mapping, problems: list[Problem]
+) -> _Model | None:
     try:
-        return Entry.model_validate(mapping)
+        return model.model_validate(mapping)
     except ValidationError as error:
-        entry_id = mapping.get("id")
-        label = f"entry {entry_id!r}" if isinstance(entry_id, str) else "entry"
+        kind = {Entry: "entry", Term: "term", OutOfScope: "topic"}[model]
+        name = mapping.get("term" if model is Term else "id")
+        label = f"{kind} {name!r}" if isinstance(name, str) else kind
         for item in error.errors():
             line, where = _locate(mapping, item["loc"])
             reason = _reason(item)

@@ -33,8 +33,4 @@ def build_services(settings: Settings) -> Services:
 
 def thresholds_from(settings: Settings) -> Thresholds:
     """The matcher's thresholds as the settings give them."""
-    return Thresholds(
-        answer=settings.answer_threshold,
-        clarify=settings.clarify_threshold,
-        margin=settings.answer_margin,
-    )
+    return Thresholds(answer=settings.answer_threshold, clarify=settings.clarify_threshold)

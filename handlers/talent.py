@@ -113,14 +113,25 @@ class _Turn:
             assert entry is not None
             return [self._answer(entry)]
         if decision.action == "clarify":
+            options = [entry for entry in map(knowledge.get, decision.options) if entry]
             choices = [
-                Button(entry.text(self.language).question, self._payload("e", entry.id))
-                for entry in (knowledge.get(option) for option in decision.options)
-                if entry is not None
+                Button(self._option_label(entry, decision), self._payload("e", entry.id))
+                for entry in options
             ]
             choices.append(Button(self._label("none_of_these"), self._payload("o")))
-            return [self._say("clarify", buttons=choices)]
+            template = f"clarify_{decision.ask}" if decision.ask else "clarify"
+            return [self._say(template, buttons=choices)]
+        if decision.out_of_scope is not None:
+            return [self._say("out_of_scope", buttons=[self._expert_button()])]
         return [self._say("handoff_offer", buttons=[self._expert_button()])]
+
+    def _option_label(self, entry: Entry, decision: Decision) -> str:
+        """An option as the dimension asked about ("A patent"), or as its question."""
+        if decision.ask == "right":
+            return self._label("topic_" + entry.topic.replace("-", "_"))
+        if decision.ask == "region":
+            return self._label(f"region_{entry.region}")
+        return entry.text(self.language).question
 
     def _record(self, decision: Decision, entry_id: str | None = None) -> None:
         """Keep the decision with the question, so every answer can be traced to its entry."""

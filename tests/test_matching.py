@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from bot.knowledge import KnowledgeBase, load_knowledge
-from bot.matching import Matcher, Thresholds, normalize
+from bot.matching import Matcher, Thresholds
+from bot.matching.normalize import Normalizer
 
 ENTRY = """\
   - id: {id}
@@ -70,14 +71,40 @@ def test_a_chinese_question_matches_the_chinese_phrasing(small_knowledge: Knowle
     assert (decision.action, decision.entry_id) == ("answer", "exam.foreigners")
 
 
-def test_full_width_and_case_do_not_matter(small_knowledge: KnowledgeBase) -> None:
-    assert normalize("ＣＡＮ a Foreigner？") == normalize("can a foreigner?")
+def test_width_case_and_traditional_chinese_fold_to_one_form() -> None:
+    normalizer = Normalizer()
+    assert normalizer.fold("ＣＡＮ a Foreigner？") == "can a foreigner"
+    assert normalizer.fold("外國人可以考專利代理師嗎") == "外国人可以考专利代理师吗"
+
+
+def test_full_width_question_is_answered_like_the_plain_one(
+    small_knowledge: KnowledgeBase,
+) -> None:
     decision = Matcher(small_knowledge).decide("ＨＯＷ ＬＯＮＧ does a Chinese patent last？")
     assert decision.entry_id == "patent.terms"
 
 
-def test_chinese_characters_become_tokens() -> None:
-    assert normalize("外国人PCT申请") == "外 国 人 pct 申 请"
+def test_glossary_terms_meet_across_languages_and_words(knowledge: KnowledgeBase) -> None:
+    normalizer = Normalizer(knowledge.glossary)
+    forms = {
+        normalizer.normalize(text) for text in ("代表处", "rep office", "Representative Office")
+    }
+    assert len(forms) == 1
+    assert normalizer.normalize("國知局") == normalizer.normalize("CNIPA")
+
+
+def test_chinese_is_read_as_character_pairs_beside_english_words() -> None:
+    features = Normalizer().features("外国人PCT申请")
+    assert set(features) == {"外国", "国人", "pct", "申请"}
+
+
+def test_a_misspelt_english_word_is_mended_from_the_vocabulary() -> None:
+    normalizer = Normalizer()
+    normalizer.learn_vocabulary(["How do I register a trademark?"])
+    assert normalizer.normalize("how do i registr a trademrak", correct=True) == (
+        "how do i register a trademark"
+    )
+    assert normalizer.normalize("visa", correct=True) == "visa"
 
 
 def test_a_one_word_question_is_never_answered_outright(small_knowledge: KnowledgeBase) -> None:
@@ -95,7 +122,7 @@ def test_an_unrelated_question_is_handed_off(small_knowledge: KnowledgeBase) -> 
 
 
 def test_close_candidates_are_offered_instead_of_a_guess(small_knowledge: KnowledgeBase) -> None:
-    strict = Matcher(small_knowledge, Thresholds(answer=99, clarify=50, margin=6))
+    strict = Matcher(small_knowledge, Thresholds(answer=99.9, clarify=1))
     decision = strict.decide("How long does a Chinese patent cost?")
     assert decision.action == "clarify"
     assert set(decision.options[:2]) == {"patent.terms", "patent.fees"}
@@ -112,3 +139,51 @@ def test_bundled_knowledge_answers_the_programme_questions(matcher: Matcher) -> 
     ):
         decision = matcher.decide(question)
         assert (decision.action, decision.entry_id) == ("answer", entry_id), question
+
+
+def test_mixed_chinese_and_english_question_is_answered(matcher: Matcher) -> None:
+    decision = matcher.decide("我想file一个PCT national phase，deadline是什么时候？")
+    assert (decision.action, decision.entry_id) == ("answer", "patent.pct-national-phase")
+
+
+def test_one_word_in_either_language_gets_a_short_list(matcher: Matcher) -> None:
+    for word in ("patent", "专利", "trademark"):
+        decision = matcher.decide(word)
+        assert decision.action == "clarify", word
+        assert 2 <= len(decision.options) <= 4
+
+
+def test_an_uncovered_subject_is_handed_off_by_name(matcher: Matcher) -> None:
+    for question in ("How do I renew my residence permit?", "外国人个人所得税怎么算"):
+        decision = matcher.decide(question)
+        assert decision.action == "handoff", question
+        assert decision.out_of_scope is not None
+
+
+def test_the_unsaid_right_is_asked_instead_of_guessed(matcher: Matcher) -> None:
+    decision = matcher.decide("How much does it cost?")
+    assert decision.action == "clarify"
+    assert decision.ask == "right"
+    assert {matcher.knowledge.entries[i].topic for i in decision.options} == {
+        "patents",
+        "trademarks",
+    }
+
+
+def test_the_unsaid_place_is_asked_instead_of_guessed(matcher: Matcher) -> None:
+    decision = matcher.decide("someone infringed my rights, what now?")
+    assert decision.action == "clarify"
+    assert decision.ask == "region"
+    assert {matcher.knowledge.entries[i].region for i in decision.options} == {"china", "abroad"}
+
+
+def test_naming_the_place_settles_it(matcher: Matcher) -> None:
+    decision = matcher.decide("Someone infringes my patent in Germany, can you help?")
+    assert decision.options[:1] == ("platform.overseas-protection",) or (
+        decision.entry_id == "platform.overseas-protection"
+    )
+
+
+def test_confidence_is_a_probability(matcher: Matcher) -> None:
+    for question in ("Can a foreigner take the patent agent exam?", "patent", "hello there"):
+        assert 0 <= matcher.decide(question).confidence <= 100

@@ -1,0 +1,264 @@
+"""The matcher: which entry, if any, answers a question.
+
+It returns a `Decision`, not just a score: `answer` when one entry is very likely right,
+`clarify` with two to four likely entries when the right one is probably among them, `handoff`
+when the question is out of scope or nothing is good enough. A confident wrong answer on a
+legal matter is worse than asking or handing off.
+
+Each entry is scored two ways and the two are blended: how close the question is to the
+entry's nearest phrasing (question or alternate, in either language), and how close it is to
+everything the entry says (phrasings, tags and answer), both as TF-IDF cosine over normalised
+features (`normalize.py`). Subjects the bot does not cover (`out-of-scope.yaml`) are scored the
+same way; a question nearer one of them is handed off. Calibration (`calibration.py`) turns the
+figures into the probabilities the thresholds apply to.
+"""
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot.knowledge import LANGUAGES, Entry, KnowledgeBase
+from bot.matching.calibration import DEFAULT, Calibration, Signals
+from bot.matching.index import Index, inverse_document_frequency
+from bot.matching.normalize import TERM_MARK, Normalizer
+from bot.text import detect_language
+
+Action = Literal["answer", "clarify", "handoff"]
+Dimension = Literal["right", "region"]
+MAX_OPTIONS = 4
+
+_PHRASING_SHARE = 0.3
+_ANSWER_WEIGHT = 0.5
+# An entry about the other place than the only one the question names counts this much.
+_OTHER_REGION = 0.5
+# Options within this much similarity of the best are offered together.
+_NEAR = 0.1
+
+# Glossary terms that say which right a question is about, and where.
+RIGHT_TERMS: dict[str, frozenset[str]] = {
+    "patents": frozenset(
+        f"{TERM_MARK}{term}"
+        for term in (
+            "patent",
+            "invention-patent",
+            "utility-model",
+            "design-patent",
+            "service-invention",
+            "pct",
+            "national-phase",
+        )
+    ),
+    "trademarks": frozenset(f"{TERM_MARK}{term}" for term in ("trademark", "madrid", "squatting")),
+    "copyright": frozenset(f"{TERM_MARK}{term}" for term in ("copyright", "software-copyright")),
+    "trade-secrets": frozenset({f"{TERM_MARK}trade-secret"}),
+}
+REGION_TERMS = frozenset({f"{TERM_MARK}china", f"{TERM_MARK}abroad"})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An entry and how similar the question is to it (0-100)."""
+
+    entry_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a question, and the candidates behind the choice (best first)."""
+
+    action: Action
+    candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+    confidence: float = 0.0
+    """The calibrated probability (0-100) that the best candidate is the right answer."""
+    ask: Dimension | None = None
+    """For `clarify`: the one thing to ask when the options differ only by it."""
+    out_of_scope: str | None = None
+    """For `handoff`: the uncovered subject the question is about, if it is one."""
+
+    @property
+    def entry_id(self) -> str | None:
+        """The answering entry, for `answer` decisions."""
+        return self.candidates[0].entry_id if self.action == "answer" else None
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The entries offered, for `clarify` decisions."""
+        if self.action != "clarify":
+            return ()
+        return tuple(candidate.entry_id for candidate in self.candidates)
+
+    @property
+    def score(self) -> float:
+        """The decision's confidence, 0-100."""
+        return self.confidence
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where the decisions change, on calibrated probabilities (0-100)."""
+
+    answer: float = 65.0
+    clarify: float = 20.0
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Everything measured about one question, before any threshold is applied."""
+
+    candidates: tuple[Candidate, ...]
+    signals: Signals
+    features: Counter[str]
+    out_of_scope: str | None
+
+
+class Matcher:
+    """Matches questions against every entry of a knowledge base, in both languages."""
+
+    def __init__(
+        self,
+        knowledge: KnowledgeBase,
+        thresholds: Thresholds | None = None,
+        calibration: Calibration = DEFAULT,
+    ) -> None:
+        self.knowledge = knowledge
+        self.thresholds = thresholds or Thresholds()
+        self.calibration = calibration
+        self.normalizer = Normalizer(knowledge.glossary)
+        entries = list(knowledge)
+        # Documents are the entries, then the uncovered subjects (whose ids are kept apart).
+        self._ids = [entry.id for entry in entries] + [s.id for s in knowledge.out_of_scope]
+        self._covered = len(entries)
+        self._regions = [entry.region for entry in entries] + [
+            subject.region for subject in knowledge.out_of_scope
+        ]
+        phrasings = [
+            (number, phrasing)
+            for number, entry in enumerate(entries)
+            for language in LANGUAGES
+            for phrasing in entry.text(language).phrasings
+        ] + [
+            (self._covered + number, phrasing)
+            for number, subject in enumerate(knowledge.out_of_scope)
+            for phrasing in subject.phrasings
+        ]
+        self.normalizer.learn_vocabulary(phrasing for _, phrasing in phrasings)
+        self._phrasing_owner = [number for number, _ in phrasings]
+        bags = [self._bag(entry) for entry in entries] + [
+            sum((self.normalizer.features(p) for p in subject.phrasings), Counter())
+            for subject in knowledge.out_of_scope
+        ]
+        self._bag_features = [frozenset(bag) for bag in bags]
+        idf = inverse_document_frequency(bags)
+        self._phrasings = Index([self.normalizer.features(p) for _, p in phrasings], idf)
+        self._documents = Index(bags, idf)
+
+    def _bag(self, entry: Entry) -> Counter[str]:
+        """Everything an entry says, its answers counting less than its phrasings."""
+        bag: Counter[str] = Counter()
+        for language in LANGUAGES:
+            text = entry.text(language)
+            for phrasing in text.phrasings:
+                bag.update(self.normalizer.features(phrasing))
+            for detail in (text.answer, text.more or ""):
+                for feature, count in self.normalizer.features(detail).items():
+                    bag[feature] += count * _ANSWER_WEIGHT
+        for tag in entry.tags:
+            bag.update(self.normalizer.features(tag))
+        return bag
+
+    def decide(self, question: str) -> Decision:
+        """The decision for one question."""
+        assessment = self.assess(question)
+        candidates = assessment.candidates
+        # One word is too little to call a question out of scope, or to answer it: list entries.
+        too_short = _too_short(assessment.features)
+        if not candidates or (assessment.out_of_scope is not None and not too_short):
+            return Decision("handoff", out_of_scope=assessment.out_of_scope)
+        right = 100 * self.calibration.probability_right(assessment.signals)
+        listed = 100 * self.calibration.probability_listed(assessment.signals)
+        if right >= self.thresholds.answer and not too_short:
+            return Decision("answer", candidates[:MAX_OPTIONS], round(right, 1))
+        if listed < self.thresholds.clarify and not too_short:
+            return Decision("handoff", candidates[:MAX_OPTIONS], round(right, 1))
+        best = candidates[0].score
+        near = tuple(c for c in candidates if best - c.score <= 100 * _NEAR)
+        options = (near if len(near) >= 2 else candidates[:2])[:MAX_OPTIONS]
+        ask = self._unsaid_dimension(assessment.features, options)
+        if ask is not None:
+            options = options[:2]
+        return Decision("clarify", options, round(right, 1), ask)
+
+    def assess(self, question: str) -> Assessment:
+        """Every entry that shares something with the question, most similar first, and the
+        figures the decision is made from."""
+        features = self.normalizer.features(question, correct=True)
+        nearest: dict[int, float] = {}
+        for number, similarity in self._phrasings.similarities(features).items():
+            owner = self._phrasing_owner[number]
+            nearest[owner] = max(nearest.get(owner, 0.0), similarity)
+        overall = self._documents.similarities(features)
+        named = {feature.removeprefix(TERM_MARK) for feature in features.keys() & REGION_TERMS}
+        blended = {
+            number: (
+                _PHRASING_SHARE * nearest.get(number, 0.0)
+                + (1 - _PHRASING_SHARE) * overall.get(number, 0.0)
+            )
+            * self._region_factor(number, named)
+            for number in nearest.keys() | overall.keys()
+        }
+        ranked = sorted(blended.items(), key=lambda item: (-item[1], self._ids[item[0]]))
+        covered = [(number, score) for number, score in ranked if number < self._covered]
+        out_of_scope = None
+        if ranked and ranked[0][0] >= self._covered:
+            out_of_scope = self._ids[ranked[0][0]]
+        best = covered[0][1] if covered else 0.0
+        runner_up = covered[1][1] if len(covered) > 1 else 0.0
+        vector = self._phrasings.vector(features)
+        accounted = (
+            sum(w * w for f, w in vector.items() if f in self._bag_features[covered[0][0]])
+            if covered
+            else 0.0
+        )
+        signals = Signals(
+            similarity=best,
+            lead=best - runner_up,
+            coverage=accounted,
+            length=math.log(1 + len(features)),
+            chinese=1.0 if detect_language(question) == "zh" else 0.0,
+        )
+        candidates = tuple(
+            Candidate(self._ids[number], round(100 * score, 1)) for number, score in covered
+        )
+        return Assessment(candidates, signals, features, out_of_scope)
+
+    def _region_factor(self, number: int, named: set[str]) -> float:
+        region = self._regions[number]
+        if region is None or len(named) != 1 or region in named:
+            return 1.0
+        return _OTHER_REGION
+
+    def _unsaid_dimension(
+        self, features: Counter[str], options: tuple[Candidate, ...]
+    ) -> Dimension | None:
+        """What tells the two best options apart, if it is one thing the question left out."""
+        if len(options) < 2:
+            return None
+        first, second = (self.knowledge.entries[option.entry_id] for option in options[:2])
+        said = set(features)
+        topics = {first.topic, second.topic}
+        if (
+            len(topics) == 2
+            and topics <= RIGHT_TERMS.keys()
+            and not said & (RIGHT_TERMS[first.topic] | RIGHT_TERMS[second.topic])
+        ):
+            return "right"
+        if first.region != second.region and not said & REGION_TERMS:
+            return "region"
+        return None
+
+
+def _too_short(features: Counter[str]) -> bool:
+    """A question of one word or term says too little for a confident answer."""
+    return sum(1 for feature in features if len(feature) > 1 or not feature.isascii()) <= 1

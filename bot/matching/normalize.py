@@ -1,0 +1,257 @@
+"""Text as the matcher compares it.
+
+Full-width and half-width forms, upper and lower case, Traditional and Simplified Chinese and
+punctuation all fold into one form; every glossary phrase becomes its term, in either language;
+English words are stemmed, and Chinese, which has no spaces, is read as overlapping pairs of
+characters (a lone character stands for itself).
+"""
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import opencc
+import snowballstemmer
+from rapidfuzz import process
+from rapidfuzz.distance import DamerauLevenshtein
+
+from bot.knowledge import Term
+
+TERM_MARK = "§"
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_LATIN_WORD = re.compile(r"[a-z0-9]+")
+_CHUNK = re.compile(rf"{TERM_MARK}[a-z0-9-]+|[a-z0-9]+|[{_CJK}]+")
+_NOT_WORD = re.compile(rf"[^\w{TERM_MARK}]|_")
+_MIN_CORRECTED_LENGTH = 5
+_LONG_WORD = 8
+
+# Words that carry no meaning for telling entries apart.
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "about",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "for",
+        "from",
+        "get",
+        "got",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "i'm",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "just",
+        "me",
+        "my",
+        "myself",
+        "of",
+        "on",
+        "or",
+        "our",
+        "ours",
+        "please",
+        "so",
+        "some",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "too",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "hi",
+        "hello",
+        "thanks",
+        "thank",
+        "hey",
+        "ok",
+        "okay",
+        "also",
+        "there's",
+        "what's",
+        "im",
+        "dont",
+        "don't",
+    ]
+)
+
+# The same for Chinese: question frames, pronouns and sentence-final particles. Only words
+# that cannot be part of a longer word are listed (请 is not: 申请 means "apply").
+CHINESE_STOP_WORDS = frozenset(
+    [
+        "什么意思",
+        "干什么",
+        "做什么",
+        "是什么",
+        "为什么",
+        "怎么样",
+        "怎么办",
+        "能不能",
+        "可不可以",
+        "有没有",
+        "是不是",
+        "要不要",
+        "会不会",
+        "什么",
+        "怎么",
+        "怎样",
+        "如何",
+        "哪些",
+        "哪个",
+        "哪里",
+        "意思",
+        "可以",
+        "我们",
+        "你们",
+        "他们",
+        "这个",
+        "那个",
+        "这些",
+        "那些",
+        "请问",
+        "一下",
+        "一个",
+        "需要",
+        "的话",
+        "是否",
+        "具体",
+        "现在",
+        "一般",
+        "自己",
+        "的",
+        "吗",
+        "呢",
+        "吧",
+        "啊",
+        "呀",
+        "嘛",
+        "啦",
+        "哦",
+    ]
+)
+_CHINESE_STOP = re.compile("|".join(sorted(CHINESE_STOP_WORDS, key=len, reverse=True)))
+
+
+class Normalizer:
+    """Turns text into the features the matcher compares, using the knowledge base's glossary."""
+
+    def __init__(self, glossary: Sequence[Term] = ()) -> None:
+        self._to_simplified = opencc.OpenCC("t2s")
+        self._stemmer = snowballstemmer.stemmer("english")
+        self._terms: dict[str, str] = {}
+        for term in glossary:
+            for phrase in term.phrases:
+                self._terms[self.fold(phrase)] = f" {TERM_MARK}{term.term} "
+        alternatives = sorted(self._terms, key=len, reverse=True)
+        self._term_pattern = (
+            re.compile("|".join(_bounded(phrase) for phrase in alternatives))
+            if alternatives
+            else None
+        )
+        self._vocabulary: list[str] = []
+
+    def learn_vocabulary(self, texts: Iterable[str]) -> None:
+        """Remember the English words of `texts`, so a misspelt query word can be corrected."""
+        words = {word for text in texts for word in _LATIN_WORD.findall(self.fold(text))}
+        words.update(word for phrase in self._terms for word in _LATIN_WORD.findall(phrase))
+        self._vocabulary = sorted(word for word in words if not word.isdigit())
+        self._known = frozenset(self._vocabulary)
+
+    def fold(self, text: str) -> str:
+        """One form for width, case, script and punctuation."""
+        text = unicodedata.normalize("NFKC", text).casefold()
+        text = self._to_simplified.convert(text)
+        return " ".join(_NOT_WORD.sub(" ", text).split())
+
+    def normalize(self, text: str, correct: bool = False) -> str:
+        """Folded text with glossary phrases replaced by their terms (and typos mended)."""
+        folded = self.fold(text)
+        if correct and self._vocabulary:
+            folded = _LATIN_WORD.sub(lambda match: self._correct(match.group()), folded)
+        if self._term_pattern is not None:
+            folded = self._term_pattern.sub(lambda match: self._terms[match.group()], folded)
+        return " ".join(folded.split())
+
+    def features(self, text: str, correct: bool = False) -> Counter[str]:
+        """The words, terms and Chinese character pairs of `text`, with their counts."""
+        features: Counter[str] = Counter()
+        for chunk in _CHUNK.findall(self.normalize(text, correct)):
+            if chunk.startswith(TERM_MARK):
+                features[chunk] += 1
+            elif chunk[0].isascii():
+                if chunk not in STOP_WORDS:
+                    features[self._stemmer.stemWord(chunk)] += 1
+            else:
+                for run in _CHINESE_STOP.split(chunk):
+                    if len(run) == 1:
+                        features[run] += 1
+                    features.update(run[i : i + 2] for i in range(len(run) - 1))
+        return features
+
+    def _correct(self, word: str) -> str:
+        if len(word) < _MIN_CORRECTED_LENGTH or word in self._known or word.isdigit():
+            return word
+        # One slip (a wrong, missing, extra or swapped letter); two in a long word.
+        allowed = 2 if len(word) >= _LONG_WORD else 1
+        found = process.extractOne(
+            word, self._vocabulary, scorer=DamerauLevenshtein.distance, score_cutoff=allowed
+        )
+        return found[0] if found else word
+
+
+def _bounded(phrase: str) -> str:
+    """A regex for `phrase` that matches English words whole but Chinese anywhere."""
+    pattern = re.escape(phrase)
+    if phrase[0].isascii() and phrase[0].isalnum():
+        pattern = r"(?<![a-z0-9])" + pattern
+    if phrase[-1].isascii() and phrase[-1].isalnum():
+        pattern += r"(?![a-z0-9])"
+    return pattern
