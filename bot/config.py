@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///data/ipbot.sqlite3"
     knowledge_dir: Path = Field(default_factory=lambda: bundled("knowledge"))
     default_language: Language = "en"
-    answer_threshold: float = Field(default=65.0, ge=0, le=100)
+    answer_threshold_en: float = Field(default=60.0, ge=0, le=100)
+    answer_threshold_zh: float = Field(default=68.0, ge=0, le=100)
     clarify_threshold: float = Field(default=20.0, ge=0, le=100)
     max_question_chars: int = Field(default=1000, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
@@ -42,11 +43,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _thresholds_in_order(self) -> "Settings":
-        if self.clarify_threshold > self.answer_threshold:
-            raise ValueError(
-                "CLARIFY_THRESHOLD must not be above ANSWER_THRESHOLD "
-                f"({self.clarify_threshold} > {self.answer_threshold})"
-            )
+        for name in ("answer_threshold_en", "answer_threshold_zh"):
+            if self.clarify_threshold > getattr(self, name):
+                raise ValueError(
+                    f"CLARIFY_THRESHOLD must not be above {name.upper()} "
+                    f"({self.clarify_threshold} > {getattr(self, name)})"
+                )
         return self
 
 

@@ -33,4 +33,8 @@ def build_services(settings: Settings) -> Services:
 
 def thresholds_from(settings: Settings) -> Thresholds:
     """The matcher's thresholds as the settings give them."""
-    return Thresholds(answer=settings.answer_threshold, clarify=settings.clarify_threshold)
+    return Thresholds(
+        answer_en=settings.answer_threshold_en,
+        answer_zh=settings.answer_threshold_zh,
+        clarify=settings.clarify_threshold,
+    )

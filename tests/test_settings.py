@@ -17,10 +17,10 @@ def test_defaults_need_nothing_installed(clean_environment: Path) -> None:
 
 
 def test_settings_are_read_from_a_dotenv_file(clean_environment: Path) -> None:
-    (clean_environment / ".env").write_text("DEFAULT_LANGUAGE=zh\nANSWER_THRESHOLD=90\n")
+    (clean_environment / ".env").write_text("DEFAULT_LANGUAGE=zh\nANSWER_THRESHOLD_ZH=90\n")
     settings = Settings()
     assert settings.default_language == "zh"
-    assert settings.answer_threshold == 90
+    assert settings.answer_threshold_zh == 90
 
 
 @pytest.mark.parametrize(
@@ -29,8 +29,12 @@ def test_settings_are_read_from_a_dotenv_file(clean_environment: Path) -> None:
         ("DATABASE_URL", "mysql://root@localhost/db", "DATABASE_URL: use one of"),
         ("DATABASE_URL", "not a url at all", "DATABASE_URL: not a database URL"),
         ("DEFAULT_LANGUAGE", "fr", "DEFAULT_LANGUAGE: Input should be 'en' or 'zh'"),
-        ("ANSWER_THRESHOLD", "-5", "ANSWER_THRESHOLD: Input should be greater than or equal to 0"),
-        ("CLARIFY_THRESHOLD", "95", "CLARIFY_THRESHOLD must not be above ANSWER_THRESHOLD"),
+        (
+            "ANSWER_THRESHOLD_EN",
+            "-5",
+            "ANSWER_THRESHOLD_EN: Input should be greater than or equal to 0",
+        ),
+        ("CLARIFY_THRESHOLD", "95", "CLARIFY_THRESHOLD must not be above ANSWER_THRESHOLD_EN"),
         ("MAX_QUESTION_CHARS", "many", "MAX_QUESTION_CHARS: Input should be a valid integer"),
     ],
 )

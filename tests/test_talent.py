@@ -54,7 +54,7 @@ async def test_clear_question_is_answered_from_its_entry_with_source(services: S
     assert question.entry_id == "agent-exam.foreigners"
     assert question.kb_version == services.matcher.knowledge.version
     assert question.score is not None
-    assert question.score >= services.settings.answer_threshold
+    assert question.score >= services.settings.answer_threshold_en
 
 
 async def test_chinese_question_is_answered_in_chinese(services: Services) -> None:
@@ -208,3 +208,33 @@ async def test_every_message_and_reply_is_stored(services: Services) -> None:
     await say(services, "😀")
     messages = await stored(services)
     assert [m.direction for m in messages] == ["in", "out"] * 3
+
+
+async def test_a_question_outside_ip_is_told_so_and_offered_an_expert(
+    services: Services,
+) -> None:
+    [reply] = await say(services, "How do I renew my residence permit?")
+    assert "outside what I cover" in reply.text
+    assert "12345" in reply.text
+    assert payloads(reply) == ["1:x"]
+    [question] = await stored(services, "in")
+    assert question.action == "handoff"
+
+
+async def test_the_unsaid_right_is_asked_with_buttons_naming_rights(services: Services) -> None:
+    [reply] = await say(services, "How long does protection last?")
+    assert "a patent, a trademark or something else" in reply.text
+    rights = {"A patent", "A trademark", "Copyright", "A trade secret"}
+    labels = [button.label for button in reply.buttons]
+    assert len(labels) == 3
+    assert set(labels[:2]) <= rights
+    assert labels[2] == "None of these"
+    [answer] = await say(services, "2")
+    assert "Source:" in answer.text
+
+
+async def test_the_unsaid_place_is_asked_in_chinese_too(services: Services) -> None:
+    [reply] = await say(services, "有人侵犯了我的权利，怎么办？")
+    assert reply.language == "zh"
+    labels = {button.label for button in reply.buttons}
+    assert {"在中国", "在其他国家"} <= labels

@@ -57,6 +57,6 @@ def _logistic(weights: tuple[float, ...], values: tuple[float, ...]) -> float:
 
 
 DEFAULT = Calibration(
-    right=(-8.26, 5.94, 5.05, 3.19, 2.74, 0.24),
-    listed=(-6.45, 7.33, 3.52, 2.0, 0.34),
+    right=(-8.0, 6.56, 4.2, 3.92, 2.32, 0.68),
+    listed=(-7.6, 7.12, 4.56, 2.31, 0.42),
 )
