@@ -5,8 +5,9 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
@@ -27,6 +28,7 @@ from bot.matching import Matcher
 from bot.services import build_services, thresholds_from
 from bot.store import Store
 
+_T = TypeVar("_T")
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 
@@ -71,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="chat as a talent on the console")
     chat.add_argument("--user", default="local", help="who is chatting (default: local)")
     chat.set_defaults(run=_chat)
+
+    run = commands.add_parser(
+        "run", help="run the bot on Telegram (long polling, or webhook if TELEGRAM_WEBHOOK_URL)"
+    )
+    run.set_defaults(run=_run)
 
     ask = commands.add_parser("ask", help="show the matcher's decision for one question")
     ask.add_argument("question")
@@ -139,9 +146,31 @@ async def _prepare_store(store: Store) -> None:
         raise CommandError("the database schema is not current: run `ipbot db upgrade` first")
 
 
-def _with_database(settings: Settings, work: object) -> None:
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.telegram_bot_token is None:
+        raise CommandError(
+            "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and set its token "
+            "(README: Running on Telegram)",
+            EXIT_USAGE,
+        )
+    from bot.channels import telegram
+
+    async def run() -> int:
+        services = build_services(settings)
+        try:
+            await _prepare_store(services.store)
+            mode = "webhook" if settings.telegram_webhook_url else "long polling"
+            print(f"ipbot: running on Telegram ({mode}); Ctrl+C stops", file=sys.stderr)
+            return await telegram.serve(telegram.build_application(settings, services), settings)
+        finally:
+            await services.store.close()
+
+    return _with_database(settings, run())
+
+
+def _with_database(settings: Settings, work: Coroutine[Any, Any, _T]) -> _T:
     try:
-        asyncio.run(work)  # type: ignore[arg-type]
+        return asyncio.run(work)
     except (DBAPIError, OSError) as error:
         reason = str(getattr(error, "orig", None) or error).splitlines()[0]
         raise CommandError(f"cannot use the database (DATABASE_URL): {reason}") from None

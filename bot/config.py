@@ -1,9 +1,10 @@
 """Settings, read from the environment and `.env`; every one is documented in `.env.example`."""
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -26,6 +27,17 @@ class Settings(BaseSettings):
     answer_threshold_zh: float = Field(default=68.0, ge=0, le=100)
     clarify_threshold: float = Field(default=20.0, ge=0, le=100)
     max_question_chars: int = Field(default=1000, gt=0)
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    telegram_webhook_listen: str = "0.0.0.0"
+    telegram_webhook_port: int = Field(default=8443, gt=0, lt=65536)
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_messages_per_second: float = Field(default=30, gt=0)
+    telegram_chat_messages_per_second: float = Field(default=1, gt=0)
+    telegram_group_messages_per_minute: float = Field(default=20, gt=0)
+    telegram_max_retries: int = Field(default=5, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     @field_validator("database_url")
@@ -39,6 +51,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"use one of {', '.join(d + '://' for d in SUPPORTED_DRIVERS)}, not {value!r}"
             )
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _telegram_secret_characters(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("use 1-256 characters from A-Z, a-z, 0-9, _ and -")
         return value
 
     @model_validator(mode="after")

@@ -27,6 +27,14 @@ class OutMessage:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """Something a user sent that is not text; `file_id` is the channel's handle to fetch it."""
+
+    kind: str
+    file_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Inbound:
     """Something a user did: typed text or picked a button.
 
@@ -41,3 +49,4 @@ class Inbound:
     button: str | None = None
     language_hint: str | None = None
     display_name: str | None = None
+    attachment: Attachment | None = None

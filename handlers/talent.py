@@ -18,6 +18,7 @@ from bot.store.models import Message, User
 from bot.text import clean, detect_language, has_words
 
 PAYLOAD_VERSION = "1"
+KEPT_ATTACHMENTS = ("photo", "document")
 _CHOICE_DIGITS = 2
 
 
@@ -37,7 +38,10 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
             language = _reply_language(user, written)
             message = await tx.accept(inbound, user, text, language)
             turn = _Turn(services, tx, user, message, language, inbound.display_name)
-            replies = await turn.respond(inbound.button, text)
+            if inbound.attachment is not None and not text:
+                replies = [turn.not_text(inbound.attachment.kind)]
+            else:
+                replies = await turn.respond(inbound.button, text)
             await tx.record_replies(user, replies, **turn.decision_fields())
     except DuplicateInbound:
         return []
@@ -75,6 +79,11 @@ class _Turn:
         if self.message.action != "answer":
             return {}
         return {"action": "answer", "entry_id": self.message.entry_id}
+
+    def not_text(self, kind: str) -> OutMessage:
+        """The reply to a photo, sticker, voice message …: photos and documents are kept (the
+        store has them) so an expert can see them if the talent asks for one."""
+        return self._say("not_text", kept=kind in KEPT_ATTACHMENTS, kind=kind)
 
     async def respond(self, button: str | None, text: str) -> list[OutMessage]:
         if button is not None:
@@ -123,7 +132,7 @@ class _Turn:
             return [self._say(template, buttons=choices)]
         if decision.out_of_scope is not None:
             return [self._say("out_of_scope", buttons=[self._expert_button()])]
-        return [self._say("handoff_offer", buttons=[self._expert_button()])]
+        return [self._say("handoff_offer", buttons=[self._expert_button()], question=text)]
 
     def _option_label(self, entry: Entry, decision: Decision) -> str:
         """An option as the dimension asked about ("A patent"), or as its question."""
@@ -207,7 +216,9 @@ class _Turn:
         if kind == "x" and not argument:
             return await self._request_expert()
         if kind == "o" and not argument:
-            return [self._say("handoff_offer", buttons=[self._expert_button()])]
+            asked = await self.tx.last_question(self.user, before=self.message.id)
+            question = asked.text if asked is not None else ""
+            return [self._say("handoff_offer", buttons=[self._expert_button()], question=question)]
         if kind == "l" and argument in ("en", "zh"):
             return self._choose_language(argument)
         return [self._say("button_expired")]

@@ -116,6 +116,11 @@ class Transaction:
             direction="in",
             text=text,
             button=inbound.button,
+            attachment=(
+                {"kind": inbound.attachment.kind, "file_id": inbound.attachment.file_id or ""}
+                if inbound.attachment
+                else None
+            ),
             language=language,
         )
         self.session.add(message)

@@ -96,6 +96,8 @@ class Message(Base):
     direction: Mapped[str] = mapped_column(String(3))  # "in" or "out"
     text: Mapped[str] = mapped_column(Text, default="")
     button: Mapped[str | None] = mapped_column(String(64))
+    # Something other than text the user sent (a photo, a document …): kind and channel file id.
+    attachment: Mapped[dict[str, str] | None] = mapped_column(JSON)
     buttons: Mapped[list[list[str]] | None] = mapped_column(JSON)
     language: Mapped[str] = mapped_column(String(2))
     action: Mapped[str | None] = mapped_column(String(8))

@@ -1,0 +1,391 @@
+"""The Telegram channel: python-telegram-bot around the channel-neutral handlers.
+
+A talent's message or button tap becomes an `Inbound`; the talent handler decides; the replies
+go out as Telegram HTML with inline keyboards. Everything Telegram-specific lives here:
+update keys for idempotency, splitting long text, the send pace, the error handler, and
+running by long polling or by webhook.
+"""
+
+import asyncio
+import hashlib
+import logging
+import signal
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Update,
+)
+from telegram.constants import MessageLimit, ParseMode
+from telegram.error import Conflict, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    BaseUpdateProcessor,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.config import Settings
+from bot.conversation import Attachment, Inbound, OutMessage
+from bot.knowledge import LANGUAGES, Language
+from bot.services import Services
+from handlers import talent
+
+CHANNEL = "telegram"
+COMMANDS = ("start", "help", "language", "expert", "privacy")
+WEBHOOK_PATH = "telegram"
+_log = logging.getLogger(__name__)
+
+
+def build_application(settings: Settings, services: Services) -> Application:
+    """The PTB application for the configured bot, wired to the handlers."""
+    assert settings.telegram_bot_token is not None
+    application = (
+        Application.builder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_api_base_url)
+        .rate_limiter(
+            PacedRateLimiter(
+                chat_per_second=settings.telegram_chat_messages_per_second,
+                overall_max_rate=settings.telegram_messages_per_second,
+                overall_time_period=1,
+                group_max_rate=settings.telegram_group_messages_per_minute,
+                group_time_period=60,
+                max_retries=settings.telegram_max_retries,
+            )
+        )
+        .concurrent_updates(ChatOrderedProcessor())
+        .build()
+    )
+    application.bot_data["services"] = services
+    private = filters.ChatType.PRIVATE
+    application.add_handler(MessageHandler(private & filters.TEXT, _on_text))
+    application.add_handler(CallbackQueryHandler(_on_button))
+    application.add_handler(MessageHandler(private & ~filters.TEXT, _on_other_content))
+    application.add_error_handler(_on_error)
+    return application
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The secret Telegram must send with every webhook request.
+
+    Set TELEGRAM_WEBHOOK_SECRET to choose it; otherwise it is derived from the bot token, so
+    every process of the same bot agrees on it without more configuration.
+    """
+    if settings.telegram_webhook_secret is not None:
+        return settings.telegram_webhook_secret.get_secret_value()
+    assert settings.telegram_bot_token is not None
+    token = settings.telegram_bot_token.get_secret_value()
+    return hashlib.sha256(f"webhook:{token}".encode()).hexdigest()
+
+
+async def serve(application: Application, settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM, by webhook if a public URL is set, else by long polling.
+
+    Returns the exit status: 1 if another process is already polling this bot's token.
+    """
+    stop = asyncio.Event()
+    outcome = {"status": 0}
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+
+    def on_polling_error(error: TelegramError) -> None:
+        if isinstance(error, Conflict):
+            _log.error(
+                "Another process is already receiving this bot's updates (Telegram answered "
+                "409 Conflict). Only one process may poll a token: stop the other one, or run "
+                "every process in webhook mode (TELEGRAM_WEBHOOK_URL)."
+            )
+            outcome["status"] = 1
+            stop.set()
+        else:
+            _log.warning("Could not fetch updates, retrying: %s", error)
+
+    async with application:
+        await register_commands(application)
+        await application.start()
+        if settings.telegram_webhook_url:
+            await application.updater.start_webhook(
+                listen=settings.telegram_webhook_listen,
+                port=settings.telegram_webhook_port,
+                url_path=WEBHOOK_PATH,
+                secret_token=webhook_secret(settings),
+                webhook_url=settings.telegram_webhook_url.rstrip("/") + "/" + WEBHOOK_PATH,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            await application.updater.start_polling(
+                allowed_updates=Update.ALL_TYPES, error_callback=on_polling_error
+            )
+        await stop.wait()
+        await application.updater.stop()
+        await application.stop()
+    return outcome["status"]
+
+
+class TelegramOutbox:
+    """Sends `OutMessage`s to Telegram chats."""
+
+    def __init__(self, application: Application) -> None:
+        self._bot = application.bot
+
+    async def send(self, chat_id: int, reply: OutMessage) -> None:
+        """Send one reply as HTML; text over Telegram's limit goes out in several messages, the
+        buttons with the last."""
+        parts = split_html(reply.text)
+        for number, part in enumerate(parts, start=1):
+            await self._bot.send_message(
+                chat_id,
+                part,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                reply_markup=_keyboard(reply) if number == len(parts) else None,
+            )
+
+
+def split_html(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """`text` in parts of at most `limit` characters, cut between paragraphs where possible,
+    then between lines, then between words, never inside a tag's line."""
+    if len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    for piece in _pieces(text, limit):
+        joined = f"{current}\n\n{piece}" if current else piece
+        if len(joined) <= limit:
+            current = joined
+        else:
+            parts.append(current)
+            current = piece
+    if current:
+        parts.append(current)
+    return parts
+
+
+def _pieces(text: str, limit: int) -> list[str]:
+    pieces: list[str] = []
+    for paragraph in text.split("\n\n"):
+        if len(paragraph) <= limit:
+            pieces.append(paragraph)
+            continue
+        line_group = ""
+        for word in paragraph.replace("\n", " \n ").split(" "):
+            candidate = f"{line_group} {word}" if line_group else word
+            if len(candidate) > limit:
+                pieces.append(line_group.strip())
+                line_group = word
+            else:
+                line_group = candidate
+        if line_group.strip():
+            pieces.append(line_group.strip())
+    return pieces
+
+
+def _keyboard(reply: OutMessage) -> InlineKeyboardMarkup | None:
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(button.label, callback_data=button.payload)]
+            for button in reply.buttons
+        ]
+    )
+
+
+class PacedRateLimiter(AIORateLimiter):
+    """PTB's AIORateLimiter, which paces the overall rate and groups, plus a pace for each
+    private chat (Telegram allows about one message a second there), which it lacks."""
+
+    def __init__(self, chat_per_second: float, **limits: Any) -> None:
+        super().__init__(**limits)
+        self._chat_period = 1.0 / chat_per_second
+        self._chats: dict[int, AsyncLimiter] = {}
+
+    async def process_request(
+        self,
+        callback: Any,
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> Any:
+        chat_id = _private_chat(data.get("chat_id"))
+        if chat_id is None:
+            return await super().process_request(
+                callback, args, kwargs, endpoint, data, rate_limit_args
+            )
+        async with self._chat_limiter(chat_id):
+            return await super().process_request(
+                callback, args, kwargs, endpoint, data, rate_limit_args
+            )
+
+    def _chat_limiter(self, chat_id: int) -> AsyncLimiter:
+        if len(self._chats) > 1024:
+            for key, limiter in list(self._chats.items()):
+                if limiter.has_capacity(1):
+                    del self._chats[key]
+        if chat_id not in self._chats:
+            self._chats[chat_id] = AsyncLimiter(1, self._chat_period)
+        return self._chats[chat_id]
+
+
+def _private_chat(chat_id: object) -> int | None:
+    try:
+        number = int(chat_id)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+class ChatOrderedProcessor(BaseUpdateProcessor):
+    """Handles updates concurrently, but one at a time per chat, in the order they came."""
+
+    def __init__(self, max_concurrent_updates: int = 64) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        lock = self._locks.setdefault(chat.id, asyncio.Lock())
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            if not lock.locked():
+                self._locks.pop(chat.id, None)
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
+
+
+async def register_commands(application: Application) -> None:
+    """Tell Telegram the bot's commands, described in English and in Chinese."""
+    templates = _services(application).templates
+    for language in LANGUAGES:
+        commands = [
+            BotCommand(command, templates.label(language, f"command_{command}"))
+            for command in COMMANDS
+        ]
+        await application.bot.set_my_commands(
+            commands, language_code=None if language == "en" else language
+        )
+
+
+def _services(application: Application) -> Services:
+    return application.bot_data["services"]
+
+
+async def _reply(context: ContextTypes.DEFAULT_TYPE, chat_id: int, inbound: Inbound) -> None:
+    replies = await talent.handle(inbound, _services(context.application))
+    outbox = TelegramOutbox(context.application)
+    for reply in replies:
+        await outbox.send(chat_id, reply)
+
+
+async def _on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message, user = update.effective_message, update.effective_user
+    assert message is not None
+    assert user is not None
+    inbound = Inbound(
+        channel=CHANNEL,
+        user_key=str(user.id),
+        message_key=f"update:{update.update_id}",
+        text=message.text or "",
+        language_hint=user.language_code,
+        display_name=user.first_name,
+    )
+    await _reply(context, message.chat_id, inbound)
+
+
+async def _on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    chat_id = query.message.chat.id if query.message else query.from_user.id
+    message_id = query.message.message_id if query.message else 0
+    inbound = Inbound(
+        channel=CHANNEL,
+        user_key=str(query.from_user.id),
+        # The same button tapped twice is one event: the second tap is not answered again.
+        message_key=f"tap:{chat_id}:{message_id}:{query.data}",
+        button=query.data or "",
+        language_hint=query.from_user.language_code,
+        display_name=query.from_user.first_name,
+    )
+    await query.answer()
+    await _reply(context, chat_id, inbound)
+
+
+_CONTENT_KINDS: Sequence[str] = (
+    "photo",
+    "document",
+    "sticker",
+    "voice",
+    "audio",
+    "video",
+    "video_note",
+    "animation",
+    "location",
+    "contact",
+)
+
+
+async def _on_other_content(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message, user = update.effective_message, update.effective_user
+    assert message is not None
+    assert user is not None
+    kind = next((k for k in _CONTENT_KINDS if getattr(message, k, None)), "other")
+    content = getattr(message, kind, None)
+    if isinstance(content, tuple):  # photos come in several sizes: keep the largest
+        content = content[-1] if content else None
+    inbound = Inbound(
+        channel=CHANNEL,
+        user_key=str(user.id),
+        message_key=f"update:{update.update_id}",
+        text=message.caption or "",
+        language_hint=user.language_code,
+        display_name=user.first_name,
+        attachment=Attachment(kind, getattr(content, "file_id", None)),
+    )
+    await _reply(context, message.chat_id, inbound)
+
+
+async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the failure with what it was handling, and tell the user rather than go silent."""
+    if not isinstance(update, Update):
+        _log.error("Error outside an update: %s", context.error, exc_info=context.error)
+        return
+    chat, user = update.effective_chat, update.effective_user
+    _log.error(
+        "Error handling update %s (chat %s, user %s): %s",
+        update.update_id,
+        chat.id if chat else None,
+        user.id if user else None,
+        context.error,
+        exc_info=context.error,
+    )
+    if chat is None or chat.type != "private":
+        return
+    language: Language = "zh" if user and (user.language_code or "").startswith("zh") else "en"
+    apology = _services(context.application).templates.render(language, "apology")
+    try:
+        await TelegramOutbox(context.application).send(
+            chat.id, OutMessage(text=apology, language=language)
+        )
+    except TelegramError as error:
+        _log.warning("Could not apologise in chat %s: %s", chat.id, error)
