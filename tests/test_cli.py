@@ -171,3 +171,10 @@ def test_usage_errors_exit_2(tmp_path: Path, command: list[str]) -> None:
     run = ipbot(*command, "--no-such-flag", cwd=tmp_path)
     assert run.returncode == 2
     assert "usage: ipbot" in run.stderr
+
+
+def test_run_without_a_bot_token_says_what_to_set(tmp_path: Path) -> None:
+    run = ipbot("run", cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.startswith("ipbot: TELEGRAM_BOT_TOKEN is not set")
+    assert run.stderr.count("\n") == 1
