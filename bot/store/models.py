@@ -76,6 +76,10 @@ class User(Base):
     specialties: Mapped[list[str]] = mapped_column(JSON, default=list)
     expert_languages: Mapped[list[str]] = mapped_column(JSON, default=list)
     available: Mapped[bool] = mapped_column(Boolean, default=True)
+    # For experts: how many claimed tickets at once (None: the EXPERT_MAX_OPEN_TICKETS setting).
+    max_open_tickets: Mapped[int | None] = mapped_column(Integer)
+    # A talent's consent to show their first name to the expert on their ticket.
+    share_name: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -156,6 +160,16 @@ class Ticket(Base):
     summary: Mapped[str | None] = mapped_column(Text)
     rating: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str | None] = mapped_column(Text)
+    # Whether the talent agreed to show the expert the phone numbers, e-mail addresses and
+    # application numbers they wrote; until then the case card masks them.
+    contacts_shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the scheduled checks last acted on the ticket: each is set by the same conditional
+    # update that acts, so a check never runs twice, whichever process runs it.
+    announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    nudged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_talent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class TicketMessage(Base):
@@ -172,6 +186,19 @@ class TicketMessage(Base):
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Announcement(Base):
+    """A ticket shown to an expert with a Claim button, so it can be updated when claimed."""
+
+    __tablename__ = "announcements"
+    __table_args__ = (Index(None, "ticket_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    message_ref: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AuditEvent(Base):

@@ -1,0 +1,205 @@
+"""The expert queue in the store: claiming, releasing, closing, rating and relayed messages.
+
+Every change of a ticket's state is one conditional UPDATE whose row count decides the
+outcome, so it stays correct with many bot processes on one PostgreSQL.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import func, select, update
+
+from bot.store import Store
+from bot.store.models import Ticket, TicketMessage, User, utcnow
+
+ClaimOutcome = Literal["claimed", "yours", "taken", "closed", "missing", "limit"]
+
+
+@dataclass(frozen=True)
+class Relay:
+    """A relayed message waiting to be delivered (or just delivered)."""
+
+    id: int
+    ticket_id: int
+    sender_id: int | None
+    recipient_id: int | None
+    text: str
+
+
+class Tickets:
+    """Ticket operations, each in its own transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def claim(self, ticket_id: int, expert: User, limit: int) -> ClaimOutcome:
+        """Give the ticket to `expert` if it is open and they are under their limit."""
+        async with self.store.transaction() as tx:
+            session = tx.session
+            if session.bind.dialect.name == "postgresql":
+                # Claims by one expert queue up here, so two cannot both pass the limit check.
+                await session.execute(select(User.id).where(User.id == expert.id).with_for_update())
+            claimed = await session.execute(
+                update(Ticket)
+                .where(
+                    Ticket.id == ticket_id,
+                    Ticket.status == "open",
+                    select(func.count())
+                    .select_from(Ticket)
+                    .where(Ticket.expert_id == expert.id, Ticket.status == "claimed")
+                    .scalar_subquery()
+                    < limit,
+                )
+                .values(
+                    status="claimed", expert_id=expert.id, claimed_at=utcnow(), reminded_at=None
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount == 1:
+                return "claimed"
+            ticket = await session.get(Ticket, ticket_id)
+            if ticket is None:
+                return "missing"
+            if ticket.status == "closed":
+                return "closed"
+            if ticket.status == "claimed":
+                return "yours" if ticket.expert_id == expert.id else "taken"
+            return "limit"
+
+    async def release(self, ticket_id: int, expert: User) -> bool:
+        """Put a ticket the expert holds back in the queue."""
+        async with self.store.transaction() as tx:
+            released = await tx.session.execute(
+                update(Ticket)
+                .where(
+                    Ticket.id == ticket_id,
+                    Ticket.status == "claimed",
+                    Ticket.expert_id == expert.id,
+                )
+                .values(status="open", expert_id=None, claimed_at=None, announced_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            return released.rowcount == 1
+
+    async def close(
+        self, ticket_id: int, by: User, summary: str, reason: str = "solved"
+    ) -> Ticket | None:
+        """Close a ticket held by `by` (or any ticket, for staff); the ticket, if closed now."""
+        async with self.store.transaction() as tx:
+            conditions = [Ticket.id == ticket_id, Ticket.status != "closed"]
+            if by.role != "staff":
+                conditions.append(Ticket.expert_id == by.id)
+            closed = await tx.session.execute(
+                update(Ticket)
+                .where(*conditions)
+                .values(status="closed", closed_at=utcnow(), summary=summary, close_reason=reason)
+                .execution_options(synchronize_session=False)
+            )
+            if closed.rowcount != 1:
+                return None
+            return await tx.session.get(Ticket, ticket_id)
+
+    async def rate(self, ticket_id: int, talent: User, rating: int) -> bool:
+        """Keep the talent's 1-5 rating of a closed ticket of theirs."""
+        async with self.store.transaction() as tx:
+            rated = await tx.session.execute(
+                update(Ticket)
+                .where(
+                    Ticket.id == ticket_id,
+                    Ticket.talent_id == talent.id,
+                    Ticket.status == "closed",
+                )
+                .values(rating=rating)
+                .execution_options(synchronize_session=False)
+            )
+            return rated.rowcount == 1
+
+    async def get(self, ticket_id: int) -> Ticket | None:
+        async with self.store.transaction() as tx:
+            return await tx.session.get(Ticket, ticket_id)
+
+    async def open_for(self, talent: User) -> Ticket | None:
+        """The talent's ticket that is not closed, if any."""
+        async with self.store.transaction() as tx:
+            return await tx.session.scalar(
+                select(Ticket).where(Ticket.talent_id == talent.id, Ticket.status != "closed")
+            )
+
+    async def held_by(self, expert: User) -> list[Ticket]:
+        """The tickets an expert has claimed, oldest first."""
+        async with self.store.transaction() as tx:
+            return list(
+                await tx.session.scalars(
+                    select(Ticket)
+                    .where(Ticket.expert_id == expert.id, Ticket.status == "claimed")
+                    .order_by(Ticket.claimed_at, Ticket.id)
+                )
+            )
+
+    async def waiting(self, limit: int = 20) -> list[Ticket]:
+        """Open tickets, most urgent (priority) and oldest first."""
+        async with self.store.transaction() as tx:
+            return list(
+                await tx.session.scalars(
+                    select(Ticket)
+                    .where(Ticket.status == "open")
+                    .order_by(Ticket.priority.desc(), Ticket.created_at, Ticket.id)
+                    .limit(limit)
+                )
+            )
+
+    async def store_relay(
+        self, ticket: Ticket, sender: User, recipient: User | None, text: str, source_key: str
+    ) -> Relay | None:
+        """Write a relayed message before it is sent; None if this source was stored before."""
+        async with self.store.transaction() as tx:
+            seen = await tx.session.scalar(
+                select(TicketMessage.id).where(
+                    TicketMessage.ticket_id == ticket.id, TicketMessage.source_key == source_key
+                )
+            )
+            if seen is not None:
+                return None
+            message = TicketMessage(
+                ticket_id=ticket.id,
+                sender_id=sender.id,
+                recipient_id=recipient.id if recipient else None,
+                source_key=source_key,
+                text=text,
+            )
+            tx.session.add(message)
+            now = utcnow()
+            values = {"last_talent_at": now} if sender.id == ticket.talent_id else {}
+            if sender.id != ticket.talent_id and ticket.first_reply_at is None:
+                values["first_reply_at"] = now
+            if values:
+                await tx.session.execute(
+                    update(Ticket)
+                    .where(Ticket.id == ticket.id)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+            await tx.session.flush()
+            return Relay(message.id, ticket.id, sender.id, message.recipient_id, text)
+
+    async def delivered(self, relay_id: int) -> None:
+        """Mark a relayed message as shown to its recipient."""
+        async with self.store.transaction() as tx:
+            await tx.session.execute(
+                update(TicketMessage)
+                .where(TicketMessage.id == relay_id, TicketMessage.delivered_at.is_(None))
+                .values(delivered_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+    async def undelivered(self) -> list[Relay]:
+        """Relayed messages stored but not yet shown (a crash between store and send)."""
+        async with self.store.transaction() as tx:
+            rows = await tx.session.scalars(
+                select(TicketMessage)
+                .where(
+                    TicketMessage.delivered_at.is_(None), TicketMessage.recipient_id.is_not(None)
+                )
+                .order_by(TicketMessage.id)
+            )
+            return [Relay(m.id, m.ticket_id, m.sender_id, m.recipient_id, m.text) for m in rows]
