@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     clarify_threshold: float = Field(default=20.0, ge=0, le=100)
     max_question_chars: int = Field(default=1000, gt=0)
 
+    expert_max_open_tickets: int = Field(default=3, gt=0)
+    # The first staff, who can then add experts and other staff from the chat: channel ids,
+    # comma-separated ("telegram:123456789").
+    staff_ids: str = ""
+    # Where new tickets go when no expert is available: a Telegram group chat id.
+    experts_group_chat_id: int | None = None
+
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org/bot"
     telegram_webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")

@@ -5,6 +5,7 @@ shows an `OutMessage` in its own way; handlers see nothing else.
 """
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.knowledge import Language
 
@@ -50,3 +51,25 @@ class Inbound:
     language_hint: str | None = None
     display_name: str | None = None
     attachment: Attachment | None = None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Someone to send to: their channel and their id on it."""
+
+    channel: str
+    external_id: str
+
+
+class Unreachable(Exception):
+    """The recipient cannot be reached: they blocked the bot, or their chat is gone."""
+
+
+class Outbox(Protocol):
+    """Sends to any user on their own channel; every channel implements it."""
+
+    async def send(self, to: Recipient, message: OutMessage) -> str | None:
+        """Send a message; returns the channel's reference to it, if it has one."""
+
+    async def edit(self, to: Recipient, ref: str, message: OutMessage) -> None:
+        """Replace a message sent before (to take back a Claim button, for example)."""

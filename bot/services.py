@@ -1,12 +1,14 @@
 """What handlers work with: the store, the matcher over the current knowledge base, templates."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config import Settings
+from bot.conversation import Outbox
 from bot.knowledge import load_knowledge
 from bot.matching import Matcher, Thresholds
 from bot.paths import bundled
 from bot.store import Store
+from bot.store.tickets import Tickets
 from bot.templates import Templates
 
 
@@ -18,6 +20,12 @@ class Services:
     store: Store
     matcher: Matcher
     templates: Templates
+    outbox: Outbox | None = None
+    """How to reach users other than the one who wrote; set by the channel that runs."""
+    tickets: Tickets = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tickets = Tickets(self.store)
 
 
 def build_services(settings: Settings) -> Services:

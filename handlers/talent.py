@@ -4,6 +4,7 @@ Everything is decided inside one store transaction per inbound: the message is a
 redelivered one is refused and not answered again), answered, and both sides are stored.
 """
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from markupsafe import Markup
@@ -14,11 +15,14 @@ from bot.knowledge import Entry, Language
 from bot.matching import Decision
 from bot.services import Services
 from bot.store import DuplicateInbound, Transaction
-from bot.store.models import Message, User
+from bot.store.models import Message, Ticket, User
+from bot.store.tickets import Relay
 from bot.text import clean, detect_language, has_words
+from handlers import expert
 
 PAYLOAD_VERSION = "1"
 KEPT_ATTACHMENTS = ("photo", "document")
+EXPERT_COMMANDS = ("queue", "mine", "claim", "release", "close", "available", "away")
 _CHOICE_DIGITS = 2
 
 
@@ -45,6 +49,9 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
             await tx.record_replies(user, replies, **turn.decision_fields())
     except DuplicateInbound:
         return []
+    # What others must be told goes out only once this talent's side is safely stored.
+    for action in turn.afterwards:
+        await action()
     return replies
 
 
@@ -80,6 +87,9 @@ class _Turn:
             return {}
         return {"action": "answer", "entry_id": self.message.entry_id}
 
+    def __post_init__(self) -> None:
+        self.afterwards: list[Callable[[], Awaitable[object]]] = []
+
     def not_text(self, kind: str) -> OutMessage:
         """The reply to a photo, sticker, voice message …: photos and documents are kept (the
         store has them) so an expert can see them if the talent asks for one."""
@@ -104,6 +114,12 @@ class _Turn:
             ]
         if not has_words(text):
             return [self._say("no_words")]
+        ticket = await self.tx.ticket_of(self.user)
+        if ticket is not None:
+            return await self._add_to_ticket(ticket, text)
+        previous = await self.tx.previous_inbound(self.user, before=self.message.id)
+        if previous is not None and (previous.button or "").startswith(f"{PAYLOAD_VERSION}:s:"):
+            return await self._comment_on_rating(previous.button or "", text)
         intent = recognise(text)
         if intent == "hello":
             return [self._say("hello")]
@@ -221,6 +237,16 @@ class _Turn:
             return [self._say("handoff_offer", buttons=[self._expert_button()], question=question)]
         if kind == "l" and argument in ("en", "zh"):
             return self._choose_language(argument)
+        ticket_id, _, stars = argument.partition(":")
+        if kind == "s" and ticket_id.isdigit() and stars in ("1", "2", "3", "4", "5"):
+            ticket = await self.tx.session.get(Ticket, int(ticket_id))
+            if (
+                ticket is not None
+                and ticket.talent_id == self.user.id
+                and ticket.status == "closed"
+            ):
+                ticket.rating = int(stars)
+                return [self._say("rated")]
         return [self._say("button_expired")]
 
     async def _command(self, text: str) -> list[OutMessage]:
@@ -254,6 +280,9 @@ class _Turn:
             ]
         if command == "expert":
             return await self._request_expert()
+        if command in EXPERT_COMMANDS:
+            await self.tx.audit(self.user, "refused", f"/{command}", reason="not an expert")
+            return [self._say("not_expert")]
         if command == "privacy":
             entry = self.services.matcher.knowledge.get("service.privacy")
             if entry is not None:
@@ -275,8 +304,32 @@ class _Turn:
         if asked is not None and asked.options:
             best = self.services.matcher.knowledge.get(asked.options[0])
             topic = best.topic if best is not None else None
-        ticket, place = await self.tx.request_expert(self.user, question, self.language, topic)
+        ticket, place, created = await self.tx.request_expert(
+            self.user, question, self.language, topic
+        )
+        if created:
+            await self.tx.audit(self.user, "ticket-opened", f"T-{ticket.id}", topic=topic)
+            self.afterwards.append(lambda: expert.announce(ticket.id, self.services))
         return [self._say("expert_requested", ticket=ticket.id, place=place)]
+
+    async def _add_to_ticket(self, ticket: Ticket, text: str) -> list[OutMessage]:
+        """While a ticket is open, what the talent writes belongs to it: relayed to its expert
+        once stored, or kept for whoever claims it."""
+        key = self.message.channel_key or str(self.message.id)
+        stored = await self.tx.add_to_ticket(ticket, self.user, text, key)
+        if ticket.status != "claimed":
+            return [self._say("added_to_ticket", ticket=ticket.id)]
+        relay = Relay(stored.id, ticket.id, self.user.id, stored.recipient_id, text)
+        self.afterwards.append(lambda: expert.deliver(relay, self.services))
+        return []
+
+    async def _comment_on_rating(self, rating_payload: str, text: str) -> list[OutMessage]:
+        ticket_id = int(rating_payload.split(":")[2])
+        ticket = await self.tx.session.get(Ticket, ticket_id)
+        if ticket is None or ticket.talent_id != self.user.id or ticket.rating is None:
+            return self._answer_question(text)
+        ticket.rating_comment = text
+        return [self._say("rating_comment")]
 
     def _expert_button(self) -> Button:
         return Button(self._label("expert"), self._payload("x"))

@@ -19,7 +19,7 @@ async def make_user(store: Store, key: str, role: str = "talent") -> User:
 
 async def open_ticket(store: Store, talent: User, question: str = "A question") -> Ticket:
     async with store.transaction() as tx:
-        ticket, _ = await tx.request_expert(talent, question, "en", "patents")
+        ticket, _, _ = await tx.request_expert(talent, question, "en", "patents")
     return ticket
 
 
@@ -64,11 +64,16 @@ async def test_a_talent_rates_only_their_own_closed_ticket(store: Store) -> None
     talent, other = await make_user(store, "t1"), await make_user(store, "t2")
     li = await make_user(store, "li", "expert")
     ticket = await open_ticket(store, talent)
-    assert not await tickets.rate(ticket.id, talent, 5)
+
+    async def rate(who: User, stars: int) -> bool:
+        async with store.transaction() as tx:
+            return await tx.rate(ticket.id, who, stars)
+
+    assert not await rate(talent, 5)
     await tickets.claim(ticket.id, li, limit=3)
     await tickets.close(ticket.id, li, "Done")
-    assert not await tickets.rate(ticket.id, other, 1)
-    assert await tickets.rate(ticket.id, talent, 4)
+    assert not await rate(other, 1)
+    assert await rate(talent, 4)
     assert (await tickets.get(ticket.id)).rating == 4
 
 

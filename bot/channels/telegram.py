@@ -22,7 +22,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import MessageLimit, ParseMode
-from telegram.error import Conflict, TelegramError
+from telegram.error import BadRequest, Conflict, Forbidden, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -34,10 +34,11 @@ from telegram.ext import (
 )
 
 from bot.config import Settings
-from bot.conversation import Attachment, Inbound, OutMessage
+from bot.conversation import Attachment, Inbound, OutMessage, Recipient, Unreachable
 from bot.knowledge import LANGUAGES, Language
+from bot.router import route
 from bot.services import Services
-from handlers import talent
+from handlers import expert
 
 CHANNEL = "telegram"
 COMMANDS = ("start", "help", "language", "expert", "privacy")
@@ -66,6 +67,7 @@ def build_application(settings: Settings, services: Services) -> Application:
         .build()
     )
     application.bot_data["services"] = services
+    services.outbox = TelegramOutbox(application)
     private = filters.ChatType.PRIVATE
     application.add_handler(MessageHandler(private & filters.TEXT, _on_text))
     application.add_handler(CallbackQueryHandler(_on_button))
@@ -112,6 +114,7 @@ async def serve(application: Application, settings: Settings) -> int:
 
     async with application:
         await register_commands(application)
+        await expert.redeliver(_services(application))
         await application.start()
         if settings.telegram_webhook_url:
             await application.updater.start_webhook(
@@ -133,23 +136,47 @@ async def serve(application: Application, settings: Settings) -> int:
 
 
 class TelegramOutbox:
-    """Sends `OutMessage`s to Telegram chats."""
+    """Sends `OutMessage`s to Telegram chats: the channel's side of the `Outbox`."""
 
     def __init__(self, application: Application) -> None:
         self._bot = application.bot
 
-    async def send(self, chat_id: int, reply: OutMessage) -> None:
+    async def send(self, to: Recipient, message: OutMessage) -> str | None:
+        """Send to a user's private chat (its id is the user's); the last part's message id."""
+        try:
+            return str(await self.send_to_chat(int(to.external_id), message))
+        except (Forbidden, BadRequest) as error:
+            if isinstance(error, BadRequest) and "chat not found" not in error.message.lower():
+                raise
+            raise Unreachable(str(error)) from error
+
+    async def edit(self, to: Recipient, ref: str, message: OutMessage) -> None:
+        try:
+            await self._bot.edit_message_text(
+                message.text,
+                chat_id=int(to.external_id),
+                message_id=int(ref),
+                parse_mode=ParseMode.HTML,
+                reply_markup=_keyboard(message),
+            )
+        except Forbidden as error:
+            raise Unreachable(str(error)) from error
+
+    async def send_to_chat(self, chat_id: int, reply: OutMessage) -> int:
         """Send one reply as HTML; text over Telegram's limit goes out in several messages, the
-        buttons with the last."""
+        buttons with the last. Returns the last message's id."""
         parts = split_html(reply.text)
+        sent_id = 0
         for number, part in enumerate(parts, start=1):
-            await self._bot.send_message(
+            sent = await self._bot.send_message(
                 chat_id,
                 part,
                 parse_mode=ParseMode.HTML,
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
                 reply_markup=_keyboard(reply) if number == len(parts) else None,
             )
+            sent_id = sent.message_id
+        return sent_id
 
 
 def split_html(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
@@ -292,10 +319,10 @@ def _services(application: Application) -> Services:
 
 
 async def _reply(context: ContextTypes.DEFAULT_TYPE, chat_id: int, inbound: Inbound) -> None:
-    replies = await talent.handle(inbound, _services(context.application))
+    replies = await route(inbound, _services(context.application))
     outbox = TelegramOutbox(context.application)
     for reply in replies:
-        await outbox.send(chat_id, reply)
+        await outbox.send_to_chat(chat_id, reply)
 
 
 async def _on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -384,7 +411,7 @@ async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     language: Language = "zh" if user and (user.language_code or "").startswith("zh") else "en"
     apology = _services(context.application).templates.render(language, "apology")
     try:
-        await TelegramOutbox(context.application).send(
+        await TelegramOutbox(context.application).send_to_chat(
             chat.id, OutMessage(text=apology, language=language)
         )
     except TelegramError as error:

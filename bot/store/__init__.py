@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
 from bot.conversation import Inbound, OutMessage
 from bot.knowledge import Language
 from bot.store import migrate
-from bot.store.models import Feedback, Message, Ticket, User, utcnow
+from bot.store.models import AuditEvent, Feedback, Message, Ticket, TicketMessage, User, utcnow
 
 
 class DuplicateInbound(Exception):
@@ -175,6 +175,58 @@ class Transaction:
             .limit(1)
         )
 
+    async def ticket_of(self, user: User) -> Ticket | None:
+        """The talent's ticket that is not closed, if any."""
+        return await self.session.scalar(
+            select(Ticket).where(Ticket.talent_id == user.id, Ticket.status != "closed")
+        )
+
+    async def add_to_ticket(
+        self, ticket: Ticket, sender: User, text: str, source_key: str
+    ) -> TicketMessage:
+        """Store a talent's message on their ticket: for its expert, or for whoever claims it."""
+        message = TicketMessage(
+            ticket_id=ticket.id,
+            sender_id=sender.id,
+            recipient_id=ticket.expert_id if ticket.status == "claimed" else None,
+            source_key=source_key,
+            text=text,
+        )
+        self.session.add(message)
+        ticket.last_talent_at = utcnow()
+        await self.session.flush()
+        return message
+
+    async def rate(self, ticket_id: int, talent: User, stars: int) -> bool:
+        """Keep the talent's 1-5 rating of a closed ticket of theirs."""
+        rated = await self.session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id, Ticket.talent_id == talent.id, Ticket.status == "closed")
+            .values(rating=stars)
+            .execution_options(synchronize_session=False)
+        )
+        return rated.rowcount == 1
+
+    async def previous_inbound(self, user: User, before: int) -> Message | None:
+        """What the user did just before message `before`."""
+        return await self.session.scalar(
+            select(Message)
+            .where(Message.user_id == user.id, Message.direction == "in", Message.id < before)
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+
+    async def audit(self, actor: User | None, action: str, subject: str, **detail: object) -> None:
+        """Record who did what: claims, closes, refused attempts, role changes."""
+        self.session.add(
+            AuditEvent(
+                actor_id=actor.id if actor else None,
+                action=action,
+                subject=subject,
+                detail=detail or None,
+            )
+        )
+
     async def answer_message(self, user: User, message_id: int) -> Message | None:
         """An answer the bot sent this user, by id; None if it is not theirs or not an answer."""
         message = await self.session.get(Message, message_id)
@@ -200,11 +252,11 @@ class Transaction:
 
     async def request_expert(
         self, user: User, question: str, language: Language, topic: str | None
-    ) -> tuple[Ticket, int]:
-        """The talent's open ticket (created if needed) and its place in the queue."""
-        ticket = await self.session.scalar(
-            select(Ticket).where(Ticket.talent_id == user.id, Ticket.status != "closed")
-        )
+    ) -> tuple[Ticket, int, bool]:
+        """The talent's open ticket (created if needed), its place in the queue, and whether
+        it is new."""
+        ticket = await self.ticket_of(user)
+        created = ticket is None
         if ticket is None:
             ticket = Ticket(
                 talent_id=user.id,
@@ -220,7 +272,7 @@ class Transaction:
             .select_from(Ticket)
             .where(Ticket.status == "open", Ticket.id < ticket.id)
         )
-        return ticket, (ahead or 0) + 1
+        return ticket, (ahead or 0) + 1, created
 
 
 def _enforce_sqlite_foreign_keys(engine: AsyncEngine) -> None:

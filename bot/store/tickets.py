@@ -10,7 +10,7 @@ from typing import Literal
 from sqlalchemy import func, select, update
 
 from bot.store import Store
-from bot.store.models import Ticket, TicketMessage, User, utcnow
+from bot.store.models import Announcement, Feedback, Ticket, TicketMessage, User, utcnow
 
 ClaimOutcome = Literal["claimed", "yours", "taken", "closed", "missing", "limit"]
 
@@ -82,12 +82,13 @@ class Tickets:
             return released.rowcount == 1
 
     async def close(
-        self, ticket_id: int, by: User, summary: str, reason: str = "solved"
+        self, ticket_id: int, by: User | None, summary: str, reason: str = "solved"
     ) -> Ticket | None:
-        """Close a ticket held by `by` (or any ticket, for staff); the ticket, if closed now."""
+        """Close a ticket held by `by` (any ticket for staff, or for the bot itself when `by`
+        is None); the ticket, if it was closed now."""
         async with self.store.transaction() as tx:
             conditions = [Ticket.id == ticket_id, Ticket.status != "closed"]
-            if by.role != "staff":
+            if by is not None and by.role != "staff":
                 conditions.append(Ticket.expert_id == by.id)
             closed = await tx.session.execute(
                 update(Ticket)
@@ -98,21 +99,6 @@ class Tickets:
             if closed.rowcount != 1:
                 return None
             return await tx.session.get(Ticket, ticket_id)
-
-    async def rate(self, ticket_id: int, talent: User, rating: int) -> bool:
-        """Keep the talent's 1-5 rating of a closed ticket of theirs."""
-        async with self.store.transaction() as tx:
-            rated = await tx.session.execute(
-                update(Ticket)
-                .where(
-                    Ticket.id == ticket_id,
-                    Ticket.talent_id == talent.id,
-                    Ticket.status == "closed",
-                )
-                .values(rating=rating)
-                .execution_options(synchronize_session=False)
-            )
-            return rated.rowcount == 1
 
     async def get(self, ticket_id: int) -> Ticket | None:
         async with self.store.transaction() as tx:
@@ -203,3 +189,95 @@ class Tickets:
                 .order_by(TicketMessage.id)
             )
             return [Relay(m.id, m.ticket_id, m.sender_id, m.recipient_id, m.text) for m in rows]
+
+    async def user(self, user_id: int) -> User | None:
+        async with self.store.transaction() as tx:
+            return await tx.session.get(User, user_id)
+
+    async def role_of(self, channel: str, external_id: str) -> str:
+        """`talent`, `expert` or `staff`; someone never seen is a talent."""
+        async with self.store.transaction() as tx:
+            role = await tx.session.scalar(
+                select(User.role).where(User.channel == channel, User.external_id == external_id)
+            )
+        return role or "talent"
+
+    async def enrol(
+        self,
+        channel: str,
+        external_id: str,
+        name: str,
+        role: str = "expert",
+        specialties: list[str] | None = None,
+        languages: list[str] | None = None,
+    ) -> User:
+        """Make someone an expert (or staff), creating them if they never wrote to the bot."""
+        async with self.store.transaction() as tx:
+            user = await tx.user(channel, external_id, (languages or ["en"])[0])  # type: ignore[arg-type]
+            user.role = role
+            user.display_name = name
+            user.specialties = specialties or []
+            user.expert_languages = languages or ["en", "zh"]
+            user.available = True
+        return user
+
+    async def set_available(self, expert: User, available: bool) -> None:
+        async with self.store.transaction() as tx:
+            await tx.session.execute(
+                update(User).where(User.id == expert.id).values(available=available)
+            )
+
+    async def experts_for(self, topic: str | None, language: str) -> list[User]:
+        """Available experts whose specialties and languages fit; else every available one."""
+        async with self.store.transaction() as tx:
+            available = list(
+                await tx.session.scalars(
+                    select(User)
+                    .where(User.role.in_(("expert", "staff")), User.available.is_(True))
+                    .order_by(User.id)
+                )
+            )
+        fitting = [
+            expert
+            for expert in available
+            if language in (expert.expert_languages or [language])
+            and (topic is None or not expert.specialties or topic in expert.specialties)
+        ]
+        return fitting or available
+
+    async def add_announcement(self, ticket_id: int, recipient: User, ref: str) -> None:
+        async with self.store.transaction() as tx:
+            tx.session.add(
+                Announcement(ticket_id=ticket_id, recipient_id=recipient.id, message_ref=ref)
+            )
+
+    async def announcements(self, ticket_id: int) -> list[tuple[User, str]]:
+        """Who was shown the ticket with a Claim button, and the message to update."""
+        async with self.store.transaction() as tx:
+            rows = await tx.session.execute(
+                select(User, Announcement.message_ref)
+                .join(Announcement, Announcement.recipient_id == User.id)
+                .where(Announcement.ticket_id == ticket_id)
+            )
+            return [(user, ref) for user, ref in rows.all()]
+
+    async def rejected_answers(self, talent: User) -> list[str]:
+        """Entries whose answers the talent marked as not helpful, most recent first."""
+        async with self.store.transaction() as tx:
+            return list(
+                await tx.session.scalars(
+                    select(Feedback.entry_id)
+                    .where(Feedback.user_id == talent.id, Feedback.helpful.is_(False))
+                    .order_by(Feedback.id.desc())
+                )
+            )
+
+    async def ticket_messages(self, ticket_id: int) -> list[TicketMessage]:
+        async with self.store.transaction() as tx:
+            return list(
+                await tx.session.scalars(
+                    select(TicketMessage)
+                    .where(TicketMessage.ticket_id == ticket_id)
+                    .order_by(TicketMessage.id)
+                )
+            )

@@ -1,0 +1,354 @@
+"""What volunteer experts (and staff) can do: see the queue, claim a ticket, talk with the
+talent through the bot, release it or close it. Written once for every channel.
+
+Talents are pseudonymous here: an expert sees "Talent #T-12" (or a first name the talent
+agreed to show), never their channel id or username.
+"""
+
+import logging
+import re
+
+from markupsafe import Markup
+
+from bot.conversation import Button, Inbound, OutMessage, Recipient, Unreachable
+from bot.knowledge import Language
+from bot.redact import deadlines, mask_contacts
+from bot.services import Services
+from bot.store import DuplicateInbound
+from bot.store.models import Ticket, User
+from bot.store.tickets import Relay
+from bot.text import clean
+
+PAYLOAD_VERSION = "1"
+COMMANDS = ("queue", "mine", "claim", "release", "close", "available", "away")
+_TICKET_PREFIX = re.compile(r"^#?T-(\d+)\s+(.+)$", re.IGNORECASE | re.DOTALL)
+_log = logging.getLogger(__name__)
+
+
+async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
+    """The bot's replies to one thing an expert did; none if it was handled before."""
+    text = clean(inbound.text)
+    try:
+        async with services.store.transaction() as tx:
+            expert = await tx.user(inbound.channel, inbound.user_key, "en")
+            language: Language = "zh" if expert.language == "zh" else "en"
+            await tx.accept(inbound, expert, text, language)
+    except DuplicateInbound:
+        return []
+    desk = _Desk(services, expert, language)
+    if inbound.button is not None:
+        return await desk.press(inbound.button)
+    if text.startswith("/"):
+        return await desk.command(text)
+    return await desk.relay(text, inbound.message_key)
+
+
+async def announce(ticket_id: int, services: Services, skip: User | None = None) -> None:
+    """Show a new (or returned) ticket to the experts who fit it, with a Claim button (not to
+    `skip`, the expert who just gave it back)."""
+    outbox, tickets = services.outbox, services.tickets
+    ticket = await tickets.get(ticket_id)
+    if outbox is None or ticket is None or ticket.status != "open":
+        return
+    for expert in await tickets.experts_for(ticket.topic, ticket.language):
+        if skip is not None and expert.id == skip.id:
+            continue
+        language = _language_of(expert)
+        card = OutMessage(
+            text=services.templates.render(language, "announcement", **_summary(ticket)),
+            language=language,
+            buttons=(
+                Button(
+                    _label(services, language, "claim", ticket=ticket.id),
+                    f"{PAYLOAD_VERSION}:c:{ticket.id}",
+                ),
+            ),
+        )
+        try:
+            ref = await outbox.send(_recipient(expert), card)
+        except Unreachable:
+            _log.warning("Expert %s cannot be reached; not announcing to them", expert.id)
+            continue
+        if ref is not None:
+            await tickets.add_announcement(ticket.id, expert, ref)
+
+
+async def deliver(relay: Relay, services: Services) -> None:
+    """Show a stored relayed message to its recipient, then mark it delivered."""
+    outbox, tickets = services.outbox, services.tickets
+    ticket = await tickets.get(relay.ticket_id)
+    sender = await tickets.user(relay.sender_id) if relay.sender_id else None
+    recipient = await tickets.user(relay.recipient_id) if relay.recipient_id else None
+    if outbox is None or ticket is None or sender is None or recipient is None:
+        return
+    language = _language_of(recipient)
+    if sender.id == ticket.talent_id:
+        text = services.templates.render(
+            language,
+            "relay_to_expert",
+            talent=_talent_label(ticket, sender),
+            message=relay.text if ticket.contacts_shared else mask_contacts(relay.text),
+        )
+    else:
+        text = services.templates.render(
+            language, "relay_to_talent", expert=_expert_label(services, language, sender),
+            message=relay.text,
+        )  # fmt: skip
+    try:
+        await outbox.send(_recipient(recipient), OutMessage(text=text, language=language))
+    except Unreachable:
+        await _unreachable(ticket, recipient, services)
+        return
+    await tickets.delivered(relay.id)
+
+
+async def redeliver(services: Services) -> int:
+    """Send every relayed message stored but never shown (after a crash); how many."""
+    pending = await services.tickets.undelivered()
+    for relay in pending:
+        await deliver(relay, services)
+    return len(pending)
+
+
+async def _unreachable(ticket: Ticket, who: User, services: Services) -> None:
+    """A talent who blocked the bot closes their ticket; an expert who did gives it back."""
+    tickets, outbox = services.tickets, services.outbox
+    if who.id == ticket.talent_id:
+        await tickets.close(ticket.id, None, "talent unreachable", reason="unreachable")
+        expert = await tickets.user(ticket.expert_id) if ticket.expert_id else None
+        if expert is not None and outbox is not None:
+            language = _language_of(expert)
+            text = services.templates.render(language, "talent_unreachable", ticket=ticket.id)
+            await _try_send(services, expert, OutMessage(text=text, language=language))
+    elif ticket.expert_id == who.id:
+        await tickets.release(ticket.id, who)
+        await announce(ticket.id, services, skip=who)
+
+
+async def _try_send(services: Services, user: User, message: OutMessage) -> str | None:
+    if services.outbox is None:
+        return None
+    try:
+        return await services.outbox.send(_recipient(user), message)
+    except Unreachable:
+        _log.warning("User %s cannot be reached", user.id)
+        return None
+
+
+class _Desk:
+    """One expert's request, with what is needed to answer it."""
+
+    def __init__(self, services: Services, expert: User, language: Language) -> None:
+        self.services = services
+        self.expert = expert
+        self.language = language
+        self.tickets = services.tickets
+
+    async def press(self, payload: str) -> list[OutMessage]:
+        version, _, rest = payload.partition(":")
+        kind, _, argument = rest.partition(":")
+        if version != PAYLOAD_VERSION or not argument.isdigit():
+            return [self._say("button_expired")]
+        if kind == "c":
+            return await self.claim(int(argument))
+        if kind == "r":
+            return await self.release(int(argument))
+        return [self._say("button_expired")]
+
+    async def command(self, text: str) -> list[OutMessage]:
+        command, _, rest = text[1:].partition(" ")
+        command = command.split("@", 1)[0].lower()
+        argument = rest.strip()
+        number, _, remainder = argument.partition(" ")
+        number = number.removeprefix("#").removeprefix("T-").removeprefix("t-")
+        if command in ("claim", "release", "close") and not number.isdigit():
+            return [self._say("expert_usage", command=command)]
+        if command == "claim":
+            return await self.claim(int(number))
+        if command == "release":
+            return await self.release(int(number))
+        if command == "close":
+            return await self.close(int(number), remainder.strip())
+        if command == "queue":
+            waiting = await self.tickets.waiting()
+            return [self._say("queue", tickets=[_summary(t) for t in waiting])]
+        if command == "mine":
+            held = await self.tickets.held_by(self.expert)
+            return [self._say("mine", tickets=[_summary(t) for t in held])]
+        if command in ("available", "away"):
+            await self.tickets.set_available(self.expert, command == "available")
+            return [self._say(command)]
+        return [self._say("expert_help", limit=self._limit())]
+
+    async def claim(self, ticket_id: int) -> list[OutMessage]:
+        outcome = await self.tickets.claim(ticket_id, self.expert, self._limit())
+        if outcome != "claimed":
+            return [self._say(f"claim_{outcome}", ticket=ticket_id, limit=self._limit())]
+        ticket = await self.tickets.get(ticket_id)
+        talent = await self.tickets.user(ticket.talent_id) if ticket else None
+        if ticket is None or talent is None:
+            return [self._say("claim_missing", ticket=ticket_id)]
+        await self._withdraw_announcements(ticket)
+        talent_language = _language_of(talent)
+        await _try_send(
+            self.services,
+            talent,
+            OutMessage(
+                text=self.services.templates.render(
+                    talent_language,
+                    "expert_took",
+                    expert=_expert_label(self.services, talent_language, self.expert),
+                ),
+                language=talent_language,
+            ),
+        )
+        return [await self._case_card(ticket, talent)]
+
+    async def release(self, ticket_id: int) -> list[OutMessage]:
+        ticket = await self.tickets.get(ticket_id)
+        if ticket is None or not await self.tickets.release(ticket_id, self.expert):
+            return [self._say("not_your_ticket", ticket=ticket_id)]
+        talent = await self.tickets.user(ticket.talent_id)
+        if talent is not None:
+            language = _language_of(talent)
+            await _try_send(
+                self.services,
+                talent,
+                OutMessage(text=self.services.templates.render(language, "released_talent"), language=language),
+            )  # fmt: skip
+        await announce(ticket_id, self.services, skip=self.expert)
+        return [self._say("released", ticket=ticket_id)]
+
+    async def close(self, ticket_id: int, summary: str) -> list[OutMessage]:
+        if not summary:
+            return [self._say("expert_usage", command="close")]
+        ticket = await self.tickets.close(ticket_id, self.expert, summary)
+        if ticket is None:
+            return [self._say("not_your_ticket", ticket=ticket_id)]
+        talent = await self.tickets.user(ticket.talent_id)
+        if talent is not None:
+            language = _language_of(talent)
+            rating = tuple(
+                Button(str(stars), f"{PAYLOAD_VERSION}:s:{ticket.id}:{stars}") for stars in range(1, 6)
+            )  # fmt: skip
+            await _try_send(
+                self.services,
+                talent,
+                OutMessage(
+                    text=self.services.templates.render(
+                        language, "closed_talent", ticket=ticket.id, summary=summary
+                    ),
+                    language=language,
+                    buttons=rating,
+                ),
+            )
+        return [self._say("closed", ticket=ticket_id)]
+
+    async def relay(self, text: str, source_key: str) -> list[OutMessage]:
+        if not text:
+            return [self._say("expert_help", limit=self._limit())]
+        held = await self.tickets.held_by(self.expert)
+        addressed = _TICKET_PREFIX.match(text)
+        if addressed:
+            wanted = int(addressed.group(1))
+            held = [ticket for ticket in held if ticket.id == wanted]
+            text = addressed.group(2).strip()
+        if len(held) != 1:
+            return [self._say("which_ticket", tickets=[_summary(t) for t in held])]
+        ticket = held[0]
+        talent = await self.tickets.user(ticket.talent_id)
+        relay = await self.tickets.store_relay(ticket, self.expert, talent, text, source_key)
+        if relay is not None:
+            await deliver(relay, self.services)
+        return []
+
+    async def _case_card(self, ticket: Ticket, talent: User) -> OutMessage:
+        rejected = []
+        for entry_id in await self.tickets.rejected_answers(talent):
+            entry = self.services.matcher.knowledge.get(entry_id)
+            if entry is not None and entry.text(self.language).question not in rejected:
+                rejected.append(entry.text(self.language).question)
+        earlier = [
+            m.text
+            for m in await self.tickets.ticket_messages(ticket.id)
+            if m.sender_id == talent.id
+        ]
+        words = " ".join([ticket.question, *earlier])
+        show = (lambda s: s) if ticket.contacts_shared else mask_contacts
+        return self._say(
+            "case_card",
+            ticket=ticket.id,
+            talent=_talent_label(ticket, talent),
+            topic=ticket.topic or "-",
+            talent_language=ticket.language,
+            question=show(ticket.question),
+            earlier=[show(m) for m in earlier],
+            rejected=rejected,
+            deadlines=deadlines(words),
+            urgent=bool(deadlines(words)) or ticket.priority > 0,
+            buttons=[Button(self._label("release"), f"{PAYLOAD_VERSION}:r:{ticket.id}")],
+        )
+
+    async def _withdraw_announcements(self, ticket: Ticket) -> None:
+        """Replace every Claim button for this ticket with "taken"."""
+        outbox = self.services.outbox
+        if outbox is None:
+            return
+        for expert, ref in await self.tickets.announcements(ticket.id):
+            language = _language_of(expert)
+            key = "announcement_yours" if expert.id == self.expert.id else "announcement_taken"
+            text = self.services.templates.render(language, key, **_summary(ticket))
+            try:
+                await outbox.edit(_recipient(expert), ref, OutMessage(text=text, language=language))
+            except Unreachable:
+                continue
+
+    def _limit(self) -> int:
+        return self.expert.max_open_tickets or self.services.settings.expert_max_open_tickets
+
+    def _label(self, name: str, **context: object) -> str:
+        return _label(self.services, self.language, name, **context)
+
+    def _say(
+        self, template: str, buttons: list[Button] | None = None, **context: object
+    ) -> OutMessage:
+        text = self.services.templates.render(self.language, template, **context)
+        return OutMessage(text=text, language=self.language, buttons=tuple(buttons or ()))
+
+
+def _summary(ticket: Ticket) -> dict[str, object]:
+    """What a ticket is, for lists and announcements: never who asked."""
+    return {
+        "ticket": ticket.id,
+        "topic": ticket.topic or "-",
+        "talent_language": ticket.language,
+        "question": mask_contacts(ticket.question)[:300],
+        "urgent": ticket.priority > 0 or bool(deadlines(ticket.question)),
+    }
+
+
+def _talent_label(ticket: Ticket, talent: User) -> str:
+    if talent.share_name and talent.display_name:
+        return f"{talent.display_name} (#T-{ticket.id})"
+    return f"#T-{ticket.id}"
+
+
+def _expert_label(services: Services, language: Language, expert: User) -> str:
+    specialties = ", ".join(
+        _label(services, language, "specialty_" + s.replace("-", "_")) for s in expert.specialties
+    )
+    return _label(
+        services, language, "expert_name", name=expert.display_name or "", specialties=specialties
+    )
+
+
+def _label(services: Services, language: Language, name: str, /, **context: object) -> str:
+    return Markup(services.templates.label(language, name, **context)).unescape()
+
+
+def _language_of(user: User) -> Language:
+    return "zh" if user.language == "zh" else "en"
+
+
+def _recipient(user: User) -> Recipient:
+    return Recipient(user.channel, user.external_id)

@@ -1,0 +1,145 @@
+"""Volunteer experts end to end: the real PTB Application, the Bot API emulator, both stores."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+from telegram.ext import Application
+
+from bot.channels.telegram import build_application
+from bot.services import Services
+from bot.store.models import AuditEvent, Ticket
+from tests.botapi import BotApiEmulator, Phone, Sent
+from tests.test_telegram import QUESTION, _polling, _stop, telegram_settings
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[BotApiEmulator]:
+    emulator = BotApiEmulator()
+    await emulator.start()
+    yield emulator
+    await emulator.stop()
+
+
+@pytest.fixture
+async def bot(emulator: BotApiEmulator, services: Services) -> AsyncIterator[Application]:
+    app = build_application(telegram_settings(emulator), services)
+    await _polling(app)
+    yield app
+    await _stop(app)
+
+
+def claim_label(card: Sent) -> str:
+    return next(label for label, data in card.buttons if data.startswith("1:c:"))
+
+
+async def ask_for_an_expert(talent: Phone) -> None:
+    await talent.send(QUESTION)
+    await talent.read()
+    await talent.send("/expert")
+    [queued] = await talent.read()
+    assert "#T-" in queued.text
+
+
+async def test_the_whole_life_of_a_ticket(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    for expert_id, name in (("2001", "Li"), ("2002", "Wang")):
+        await services.tickets.enrol("telegram", expert_id, name, specialties=["agency-exam"])
+    li, wang = emulator.phone(2001, "Li"), emulator.phone(2002, "Wang")
+    talent = emulator.phone(3001, "Sam")
+    talent.user["username"] = "sam_in_beijing"
+    await ask_for_an_expert(talent)
+
+    [li_card], [wang_card] = await li.read(), await wang.read()
+    assert "New question #T-" in li_card.text
+    assert QUESTION in li_card.text
+    await asyncio.gather(
+        li.tap(li_card, claim_label(li_card)), wang.tap(wang_card, claim_label(wang_card))
+    )
+    [li_reply], [wang_reply] = await li.read(), await wang.read()
+    winner, loser = (li, wang) if "Ticket #T-" in li_reply.text else (wang, li)
+    won, lost = (li_reply, wang_reply) if winner is li else (wang_reply, li_reply)
+    assert "Ticket #T-" in won.text
+    assert "already been taken by another expert" in lost.text
+    assert "taken by another expert" in (wang_card if winner is li else li_card).text
+    [taken] = await talent.read()
+    assert "is now looking at your question" in taken.text
+
+    await talent.send("My deadline is in 30 months. Mail me at sam@example.com")
+    [relayed] = await winner.read()
+    assert relayed.text.startswith("Talent #T-")
+    assert "30 months" in relayed.text
+    assert "[e-mail hidden]" in relayed.text
+    await winner.send("Hello Sam, I can help with the exam rules.")
+    [from_expert] = await talent.read()
+    assert "I can help with the exam rules" in from_expert.text
+    assert from_expert.text.startswith("Expert ")
+
+    ticket = int(won.text.split("#T-")[1].split()[0])
+    await winner.send(f"/release {ticket}")
+    [released] = await winner.read()
+    assert "back in the queue" in released.text
+    [back] = await talent.read()
+    assert "back in the queue" in back.text
+    [again] = await loser.read()
+    await loser.tap(again, claim_label(again))
+    [card] = await loser.read()
+    assert "Ticket #T-" in card.text
+    assert "30 months" in card.text
+    await talent.read()
+
+    await loser.send(f"/close {ticket} Explained the pilot conditions")
+    [closed] = await loser.read()
+    assert "You closed" in closed.text
+    [rate] = await talent.read()
+    assert "Explained the pilot conditions" in rate.text
+    await talent.tap(rate, "5")
+    [thanks] = await talent.read()
+    assert "Thank you for rating" in thanks.text
+    await talent.send("Very clear, thank you")
+    [saved] = await talent.read()
+    assert "comment is saved" in saved.text
+    async with services.store.transaction() as tx:
+        stored = await tx.session.get(Ticket, ticket)
+    assert stored is not None
+    assert (stored.status, stored.rating, stored.rating_comment) == (
+        "closed",
+        5,
+        "Very clear, thank you",
+    )
+    for expert in (li, wang):
+        for message in expert.received:
+            assert "3001" not in message.text
+            assert "sam_in_beijing" not in message.text
+            assert "Sam" not in message.text.replace("Hello Sam", "")
+
+
+async def test_someone_who_is_not_an_expert_is_refused_and_the_attempt_logged(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    talent = emulator.phone(3002)
+    await talent.send("/claim 1")
+    [refused] = await talent.read()
+    assert "for volunteer experts" in refused.text
+    async with services.store.transaction() as tx:
+        events = list(await tx.session.scalars(select(AuditEvent)))
+    assert [(e.action, e.subject) for e in events] == [("refused", "/claim")]
+
+
+async def test_a_talent_waiting_for_an_expert_adds_to_their_ticket(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    await services.tickets.enrol("telegram", "2003", "Zhao", specialties=["patents"])
+    talent = emulator.phone(3003)
+    await ask_for_an_expert(talent)
+    await talent.send("Also: the application number is CN202110123456.7")
+    [added] = await talent.read()
+    assert "Added to your question" in added.text
+    expert = emulator.phone(2003, "Zhao")
+    [announcement] = await expert.read()
+    await expert.tap(announcement, claim_label(announcement))
+    [card] = await expert.read()
+    assert "[application number hidden]" in card.text
+    assert "CN202110123456" not in card.text
