@@ -23,10 +23,12 @@ from bot.evaluation import (
     read_question_set,
     summarise,
 )
-from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
+from bot.knowledge import TOPICS, KnowledgeBase, KnowledgeError, load_knowledge
 from bot.matching import Matcher
 from bot.services import build_services, thresholds_from
 from bot.store import Store
+from bot.store.models import User
+from bot.store.tickets import Tickets
 
 _T = TypeVar("_T")
 EXIT_PROBLEM = 1
@@ -109,6 +111,25 @@ def _parser() -> argparse.ArgumentParser:
     export = kb.add_parser("export", help="print every entry")
     export.add_argument("--json", action="store_true", help="print one JSON object")
     export.set_defaults(run=_kb_export)
+
+    experts = commands.add_parser("experts", help="volunteer experts and staff").add_subparsers(
+        title="experts commands", required=True, metavar="EXPERTS_COMMAND"
+    )
+    add = experts.add_parser("add", help="make someone a volunteer expert (or staff)")
+    add.add_argument("--channel", default="telegram", help="default: telegram")
+    add.add_argument("--id", required=True, help="their id on the channel (Telegram user id)")
+    add.add_argument("--name", required=True, help="the name talents see: Expert NAME")
+    add.add_argument(
+        "--specialty",
+        action="append",
+        default=[],
+        choices=TOPICS,
+        help="a topic they take (repeat for several; none: every topic)",
+    )
+    add.add_argument("--lang", default="en,zh", help="languages they answer in (default en,zh)")
+    add.add_argument("--staff", action="store_true", help="staff: may also close any ticket")
+    add.set_defaults(run=_experts_add)
+    experts.add_parser("list", help="every expert and staff member").set_defaults(run=_experts_list)
 
     db = commands.add_parser("db", help="the database").add_subparsers(
         title="db commands", required=True, metavar="DB_COMMAND"
@@ -249,6 +270,51 @@ def _export(knowledge: KnowledgeBase) -> dict[str, object]:
             for entry in knowledge
         ],
     }
+
+
+def _experts_add(args: argparse.Namespace, settings: Settings) -> int:
+    languages = [part.strip() for part in args.lang.split(",") if part.strip()]
+    if not languages or set(languages) - {"en", "zh"}:
+        raise CommandError(f"--lang: use en, zh or en,zh, not {args.lang!r}", EXIT_USAGE)
+
+    async def run() -> None:
+        store = Store.open(settings.database_url)
+        try:
+            await _prepare_store(store)
+            await Tickets(store).enrol(
+                args.channel,
+                args.id,
+                args.name,
+                role="staff" if args.staff else "expert",
+                specialties=args.specialty,
+                languages=languages,
+            )
+        finally:
+            await store.close()
+
+    _with_database(settings, run())
+    role = "staff" if args.staff else "expert"
+    print(f"{args.name} ({args.channel} {args.id}) is now {role}")
+    return 0
+
+
+def _experts_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> list[User]:
+        store = Store.open(settings.database_url)
+        try:
+            await _prepare_store(store)
+            return await Tickets(store).experts()
+        finally:
+            await store.close()
+
+    for user in _with_database(settings, run()):
+        specialties = ", ".join(user.specialties) or "every topic"
+        state = "available" if user.available else "away"
+        print(
+            f"{user.role:6} {user.channel}:{user.external_id:12} {user.display_name or '':16} "
+            f"{specialties} [{','.join(user.expert_languages)}] {state}"
+        )
+    return 0
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

@@ -178,3 +178,28 @@ def test_run_without_a_bot_token_says_what_to_set(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert run.stderr.startswith("ipbot: TELEGRAM_BOT_TOKEN is not set")
     assert run.stderr.count("\n") == 1
+
+
+def test_experts_are_added_and_listed_from_the_command_line(tmp_path: Path) -> None:
+    added = ipbot(
+        "experts", "add", "--id", "2001", "--name", "Li", "--specialty", "patents",
+        "--lang", "zh", cwd=tmp_path,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "Li (telegram 2001) is now expert" in added.stdout
+    listed = ipbot("experts", "list", cwd=tmp_path)
+    assert "telegram:2001" in listed.stdout
+    assert "patents [zh] available" in listed.stdout
+
+
+def test_adding_an_expert_with_an_unknown_language_or_topic_is_refused(tmp_path: Path) -> None:
+    wrong_language = ipbot(
+        "experts", "add", "--id", "1", "--name", "X", "--lang", "fr", cwd=tmp_path
+    )
+    assert wrong_language.returncode == 2
+    assert "--lang: use en, zh or en,zh" in wrong_language.stderr
+    wrong_topic = ipbot(
+        "experts", "add", "--id", "1", "--name", "X", "--specialty", "cooking", cwd=tmp_path
+    )
+    assert wrong_topic.returncode == 2
+    assert "invalid choice: 'cooking'" in wrong_topic.stderr

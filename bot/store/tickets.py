@@ -227,16 +227,18 @@ class Tickets:
                 update(User).where(User.id == expert.id).values(available=available)
             )
 
-    async def experts_for(self, topic: str | None, language: str) -> list[User]:
-        """Available experts whose specialties and languages fit; else every available one."""
+    async def experts(self) -> list[User]:
+        """Every expert and staff member."""
         async with self.store.transaction() as tx:
-            available = list(
+            return list(
                 await tx.session.scalars(
-                    select(User)
-                    .where(User.role.in_(("expert", "staff")), User.available.is_(True))
-                    .order_by(User.id)
+                    select(User).where(User.role.in_(("expert", "staff"))).order_by(User.id)
                 )
             )
+
+    async def experts_for(self, topic: str | None, language: str) -> list[User]:
+        """Available experts whose specialties and languages fit; else every available one."""
+        available = [expert for expert in await self.experts() if expert.available]
         fitting = [
             expert
             for expert in available
