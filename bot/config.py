@@ -35,6 +35,20 @@ class Settings(BaseSettings):
     # Where new tickets go when no expert is available: a Telegram group chat id.
     experts_group_chat_id: int | None = None
 
+    # Service levels, checked every SLA_CHECK_SECONDS from the store (so none is lost on a
+    # restart and none runs twice): an unclaimed ticket is announced again every
+    # SLA_REANNOUNCE_MINUTES and escalated to staff after SLA_ESCALATE_MINUTES; a claimed
+    # ticket with no reply from its expert reminds them after SLA_FIRST_REPLY_MINUTES and goes
+    # back to the queue after SLA_LEASE_MINUTES; a talent silent for SLA_NUDGE_HOURS is asked
+    # whether their question is answered, and the ticket closes SLA_AUTOCLOSE_HOURS later.
+    sla_check_seconds: float = Field(default=60, gt=0)
+    sla_reannounce_minutes: float = Field(default=30, gt=0)
+    sla_escalate_minutes: float = Field(default=120, gt=0)
+    sla_first_reply_minutes: float = Field(default=60, gt=0)
+    sla_lease_minutes: float = Field(default=120, gt=0)
+    sla_nudge_hours: float = Field(default=24, gt=0)
+    sla_autoclose_hours: float = Field(default=48, gt=0)
+
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org/bot"
     telegram_webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")

@@ -119,13 +119,14 @@ async def _unreachable(ticket: Ticket, who: User, services: Services) -> None:
         if expert is not None and outbox is not None:
             language = _language_of(expert)
             text = services.templates.render(language, "talent_unreachable", ticket=ticket.id)
-            await _try_send(services, expert, OutMessage(text=text, language=language))
+            await send_to(services, expert, OutMessage(text=text, language=language))
     elif ticket.expert_id == who.id:
         await tickets.release(ticket.id, who)
         await announce(ticket.id, services, skip=who)
 
 
-async def _try_send(services: Services, user: User, message: OutMessage) -> str | None:
+async def send_to(services: Services, user: User, message: OutMessage) -> str | None:
+    """Send to any user through the running channel; None if they cannot be reached."""
     if services.outbox is None:
         return None
     try:
@@ -190,7 +191,7 @@ class _Desk:
             return [self._say("claim_missing", ticket=ticket_id)]
         await self._withdraw_announcements(ticket)
         talent_language = _language_of(talent)
-        await _try_send(
+        await send_to(
             self.services,
             talent,
             OutMessage(
@@ -211,7 +212,7 @@ class _Desk:
         talent = await self.tickets.user(ticket.talent_id)
         if talent is not None:
             language = _language_of(talent)
-            await _try_send(
+            await send_to(
                 self.services,
                 talent,
                 OutMessage(text=self.services.templates.render(language, "released_talent"), language=language),
@@ -231,7 +232,7 @@ class _Desk:
             rating = tuple(
                 Button(str(stars), f"{PAYLOAD_VERSION}:s:{ticket.id}:{stars}") for stars in range(1, 6)
             )  # fmt: skip
-            await _try_send(
+            await send_to(
                 self.services,
                 talent,
                 OutMessage(

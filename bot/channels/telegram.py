@@ -33,6 +33,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import sla
 from bot.config import Settings
 from bot.conversation import Attachment, Inbound, OutMessage, Recipient, Unreachable
 from bot.knowledge import LANGUAGES, Language
@@ -73,6 +74,10 @@ def build_application(settings: Settings, services: Services) -> Application:
     application.add_handler(CallbackQueryHandler(_on_button))
     application.add_handler(MessageHandler(private & ~filters.TEXT, _on_other_content))
     application.add_error_handler(_on_error)
+    # Soon after start, so what fell due while the bot was down is done at once.
+    application.job_queue.run_repeating(
+        _check_service_levels, interval=settings.sla_check_seconds, first=1, name="sla"
+    )
     return application
 
 
@@ -299,6 +304,12 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
 
     async def shutdown(self) -> None:
         """Nothing to release."""
+
+
+async def _check_service_levels(context: ContextTypes.DEFAULT_TYPE) -> None:
+    done = await sla.check(_services(context.application))
+    if done:
+        _log.info("Service levels: %s", done)
 
 
 async def register_commands(application: Application) -> None:

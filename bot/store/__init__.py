@@ -194,6 +194,7 @@ class Transaction:
         )
         self.session.add(message)
         ticket.last_talent_at = utcnow()
+        ticket.nudged_at = None
         await self.session.flush()
         return message
 

@@ -1,0 +1,104 @@
+"""Service levels of the expert queue: due actions run once, from the store, whatever the clock."""
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from telegram.ext import Application
+
+from bot import sla
+from bot.channels.telegram import build_application
+from bot.services import Services
+from bot.store.models import utcnow
+from tests.botapi import BotApiEmulator
+from tests.test_experts import ask_for_an_expert, claim_label
+from tests.test_telegram import _polling, _stop, telegram_settings
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[BotApiEmulator]:
+    emulator = BotApiEmulator()
+    await emulator.start()
+    yield emulator
+    await emulator.stop()
+
+
+@pytest.fixture
+async def bot(emulator: BotApiEmulator, services: Services) -> AsyncIterator[Application]:
+    app = build_application(telegram_settings(emulator), services)
+    await _polling(app)
+    yield app
+    await _stop(app)
+
+
+async def test_an_unclaimed_ticket_is_announced_again_then_escalated_each_once(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    await services.tickets.enrol("telegram", "2101", "Li", specialties=["agency-exam"])
+    await services.tickets.enrol("telegram", "2102", "Boss", role="staff")
+    li, boss = emulator.phone(2101), emulator.phone(2102)
+    await ask_for_an_expert(emulator.phone(3101))
+    await li.read()
+    await boss.read()
+    later = utcnow() + timedelta(minutes=31)
+    assert [a for a, _ in await sla.check(services, later)] == ["announced-again"]
+    assert await sla.check(services, later) == []
+    [again] = await li.read()
+    assert "New question #T-" in again.text
+    await boss.read()
+    much_later = utcnow() + timedelta(minutes=125)
+    assert sorted(a for a, _ in await sla.check(services, much_later)) == [
+        "announced-again",
+        "escalated",
+    ]
+    assert [a for a, _ in await sla.check(services, much_later)] == []
+    messages = [m.text for m in await boss.read(2)]
+    assert any("has waited 120 minutes" in text for text in messages)
+
+
+async def test_a_claim_without_a_reply_reminds_then_returns_to_the_queue(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    await services.tickets.enrol("telegram", "2103", "Wang", specialties=["agency-exam"])
+    wang, talent = emulator.phone(2103), emulator.phone(3102)
+    await ask_for_an_expert(talent)
+    [card] = await wang.read()
+    await wang.tap(card, claim_label(card))
+    await wang.read()
+    await talent.read()
+    assert [a for a, _ in await sla.check(services, utcnow() + timedelta(minutes=61))] == [
+        "reminded"
+    ]
+    [reminder] = await wang.read()
+    assert "waiting for your first reply" in reminder.text
+    assert [a for a, _ in await sla.check(services, utcnow() + timedelta(minutes=121))] == [
+        "returned"
+    ]
+    [returned] = await wang.read()
+    assert "went back to the queue" in returned.text
+    [told] = await talent.read()
+    assert "back in the queue" in told.text
+
+
+async def test_a_silent_talent_is_nudged_and_the_ticket_closes_itself(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    await services.tickets.enrol("telegram", "2104", "Zhao", specialties=["agency-exam"])
+    zhao, talent = emulator.phone(2104), emulator.phone(3103)
+    await ask_for_an_expert(talent)
+    [card] = await zhao.read()
+    await zhao.tap(card, claim_label(card))
+    await zhao.read()
+    await talent.read()
+    await zhao.send("Here is what you need to know.")
+    await talent.read()
+    nudged = await sla.check(services, utcnow() + timedelta(hours=25))
+    assert [a for a, _ in nudged] == ["nudged"]
+    [nudge] = await talent.read()
+    assert "Is your question #T-" in nudge.text
+    closed = await sla.check(services, utcnow() + timedelta(hours=25 + 49))
+    assert [a for a, _ in closed] == ["closed-silent"]
+    [gone] = await talent.read()
+    assert "has been closed" in gone.text
+    [told] = await zhao.read()
+    assert "closed itself" in told.text
