@@ -120,8 +120,12 @@ async def _unreachable(ticket: Ticket, who: User, services: Services) -> None:
             language = _language_of(expert)
             text = services.templates.render(language, "talent_unreachable", ticket=ticket.id)
             await send_to(services, expert, OutMessage(text=text, language=language))
-    elif ticket.expert_id == who.id:
-        await tickets.release(ticket.id, who)
+    elif ticket.expert_id == who.id and await tickets.release(ticket.id, who):
+        talent = await tickets.user(ticket.talent_id)
+        if talent is not None:
+            language = _language_of(talent)
+            text = services.templates.render(language, "released_talent")
+            await send_to(services, talent, OutMessage(text=text, language=language))
         await announce(ticket.id, services, skip=who)
 
 

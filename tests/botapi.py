@@ -138,6 +138,7 @@ class BotApiEmulator:
         self.answered_callbacks: set[str] = set()
         self.failures: deque[ApiError] = deque()
         self.other_poller = False
+        self.blocked: set[int] = set()
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
@@ -307,6 +308,8 @@ class BotApiEmulator:
 
     async def _api_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = int(params["chat_id"])
+        if chat_id in self.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
         text, buttons = self._checked_content(params)
         self._count_send(chat_id)
         sent = Sent(chat_id, next(self._message_ids), text, buttons)

@@ -143,3 +143,42 @@ async def test_a_talent_waiting_for_an_expert_adds_to_their_ticket(
     [card] = await expert.read()
     assert "[application number hidden]" in card.text
     assert "CN202110123456" not in card.text
+
+
+async def claimed_ticket(
+    emulator: BotApiEmulator, services: Services, expert_id: int, talent_id: int
+) -> tuple[Phone, Phone]:
+    await services.tickets.enrol("telegram", str(expert_id), "Qian", specialties=["agency-exam"])
+    expert, talent = emulator.phone(expert_id), emulator.phone(talent_id)
+    await ask_for_an_expert(talent)
+    [card] = await expert.read()
+    await expert.tap(card, claim_label(card))
+    await expert.read()
+    await talent.read()
+    return expert, talent
+
+
+async def test_a_talent_who_blocked_the_bot_closes_the_ticket_and_the_expert_is_told(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    expert, talent = await claimed_ticket(emulator, services, 2201, 3201)
+    emulator.blocked.add(3201)
+    await expert.send("Here is my answer.")
+    [told] = await expert.read()
+    assert "can no longer be reached" in told.text
+    async with services.store.transaction() as tx:
+        [ticket] = list(await tx.session.scalars(select(Ticket)))
+    assert (ticket.status, ticket.close_reason) == ("closed", "unreachable")
+
+
+async def test_an_expert_who_blocked_the_bot_gives_the_ticket_back(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    expert, talent = await claimed_ticket(emulator, services, 2202, 3202)
+    emulator.blocked.add(2202)
+    await talent.send("Are you still there?")
+    [back] = await talent.read()
+    assert "back in the queue" in back.text
+    async with services.store.transaction() as tx:
+        [ticket] = list(await tx.session.scalars(select(Ticket)))
+    assert (ticket.status, ticket.expert_id) == ("open", None)
