@@ -161,7 +161,7 @@ async def claimed_ticket(
 async def test_a_talent_who_blocked_the_bot_closes_the_ticket_and_the_expert_is_told(
     bot: Application, emulator: BotApiEmulator, services: Services
 ) -> None:
-    expert, talent = await claimed_ticket(emulator, services, 2201, 3201)
+    expert, _talent = await claimed_ticket(emulator, services, 2201, 3201)
     emulator.blocked.add(3201)
     await expert.send("Here is my answer.")
     [told] = await expert.read()
@@ -174,7 +174,7 @@ async def test_a_talent_who_blocked_the_bot_closes_the_ticket_and_the_expert_is_
 async def test_an_expert_who_blocked_the_bot_gives_the_ticket_back(
     bot: Application, emulator: BotApiEmulator, services: Services
 ) -> None:
-    expert, talent = await claimed_ticket(emulator, services, 2202, 3202)
+    _expert, talent = await claimed_ticket(emulator, services, 2202, 3202)
     emulator.blocked.add(2202)
     await talent.send("Are you still there?")
     [back] = await talent.read()
