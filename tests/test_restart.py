@@ -1,0 +1,87 @@
+"""A bot process killed with SIGKILL in the middle of a relay loses nothing and repeats nothing.
+
+The bot runs as a real `ipbot run` process against the Bot API emulator in this test.
+"""
+
+import asyncio
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.services import Services
+from bot.store.models import TicketMessage
+from tests.botapi import BotApiEmulator
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[BotApiEmulator]:
+    emulator = BotApiEmulator()
+    await emulator.start()
+    yield emulator
+    await emulator.stop()
+
+
+async def start_bot(
+    emulator: BotApiEmulator, database_url: str, cwd: Path
+) -> asyncio.subprocess.Process:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("TELEGRAM_", "DATABASE_", "SLA_", "KNOWLEDGE_"))
+    }
+    environment.update(
+        TELEGRAM_BOT_TOKEN=emulator.token,
+        TELEGRAM_API_BASE_URL=emulator.base_url,
+        DATABASE_URL=database_url,
+    )
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", cwd=cwd, env=environment,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def test_after_a_kill_every_accepted_message_reaches_the_expert_exactly_once(
+    emulator: BotApiEmulator, services: Services, tmp_path: Path
+) -> None:
+    store = services.store
+    expert_user = await services.tickets.enrol("telegram", "2301", "Sun")
+    async with store.transaction() as tx:
+        talent_user = await tx.user("telegram", "3301", "en")
+        ticket, _, _ = await tx.request_expert(talent_user, "A question", "en", None)
+    assert await services.tickets.claim(ticket.id, expert_user, limit=3) == "claimed"
+    expert, talent = emulator.phone(2301), emulator.phone(3301)
+    url = store.engine.url.render_as_string(hide_password=False)
+
+    bot = await start_bot(emulator, url, tmp_path)
+    try:
+        for number in range(12):
+            await talent.send(f"message {number:02}")
+        await emulator.wait_for(lambda: len(expert.received) >= 4, within=30)
+        await asyncio.sleep(0.5)  # between two sends to the expert's chat, paced at 1 a second
+        bot.send_signal(signal.SIGKILL)
+        await bot.wait()
+        bot = await start_bot(emulator, url, tmp_path)
+
+        async def accepted() -> list[str]:
+            async with store.transaction() as tx:
+                rows = await tx.session.scalars(
+                    select(TicketMessage.text).where(TicketMessage.sender_id == talent_user.id)
+                )
+                return list(rows)
+
+        stored = await accepted()
+        assert len(stored) >= 4
+        await emulator.wait_for(lambda: len(expert.received) >= len(stored), within=60)
+        await asyncio.sleep(1.5)
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        await bot.wait()
+    shown = Counter(message.text.split(": ", 1)[1] for message in expert.received)
+    assert set(shown) == set(await accepted())
+    assert set(shown.values()) == {1}
