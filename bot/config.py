@@ -74,6 +74,27 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("staff_ids")
+    @classmethod
+    def _staff_ids_are_channel_ids(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            channel, _, external_id = item.partition(":")
+            if not channel or not external_id:
+                raise ValueError(
+                    f"write each as channel:id, for example telegram:123, not {item!r}"
+                )
+        return value
+
+    @property
+    def staff(self) -> list[tuple[str, str]]:
+        """The first staff, as (channel, id) pairs."""
+        return [
+            (channel.strip(), external_id.strip())
+            for channel, _, external_id in (
+                item.partition(":") for item in self.staff_ids.split(",") if item.strip()
+            )
+        ]
+
     @field_validator("telegram_webhook_secret")
     @classmethod
     def _telegram_secret_characters(cls, value: SecretStr | None) -> SecretStr | None:

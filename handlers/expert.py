@@ -11,7 +11,7 @@ import re
 from markupsafe import Markup
 
 from bot.conversation import Button, Inbound, OutMessage, Recipient, Unreachable
-from bot.knowledge import Language
+from bot.knowledge import TOPICS, Language
 from bot.redact import deadlines, mask_contacts
 from bot.services import Services
 from bot.store import DuplicateInbound
@@ -50,9 +50,15 @@ async def announce(ticket_id: int, services: Services, skip: User | None = None)
     ticket = await tickets.get(ticket_id)
     if outbox is None or ticket is None or ticket.status != "open":
         return
-    for expert in await tickets.experts_for(ticket.topic, ticket.language):
-        if skip is not None and expert.id == skip.id:
-            continue
+    chosen = [
+        expert
+        for expert in await tickets.experts_for(ticket.topic, ticket.language)
+        if skip is None or expert.id != skip.id
+    ]
+    group = services.settings.experts_group_chat_id
+    if not chosen and group is not None:
+        await _announce_to_group(ticket, services, group)
+    for expert in chosen:
         language = _language_of(expert)
         card = OutMessage(
             text=services.templates.render(language, "announcement", **_summary(ticket)),
@@ -71,6 +77,26 @@ async def announce(ticket_id: int, services: Services, skip: User | None = None)
             continue
         if ref is not None:
             await tickets.add_announcement(ticket.id, expert, ref)
+
+
+async def _announce_to_group(ticket: Ticket, services: Services, group: int) -> None:
+    """No expert is available: the experts' group sees the ticket and any member may claim."""
+    assert services.outbox is not None
+    language: Language = "en"
+    card = OutMessage(
+        text=services.templates.render(language, "announcement", **_summary(ticket)),
+        language=language,
+        buttons=(
+            Button(
+                _label(services, language, "claim", ticket=ticket.id),
+                f"{PAYLOAD_VERSION}:c:{ticket.id}",
+            ),
+        ),
+    )
+    try:
+        await services.outbox.send(Recipient("telegram", str(group)), card)
+    except Unreachable:
+        _log.warning("The experts' group %s cannot be reached", group)
 
 
 async def deliver(relay: Relay, services: Services) -> None:
@@ -180,10 +206,32 @@ class _Desk:
         if command == "mine":
             held = await self.tickets.held_by(self.expert)
             return [self._say("mine", tickets=[_summary(t) for t in held])]
+        if command == "addexpert" and self.expert.role == "staff":
+            return await self.add_expert(argument)
+        if command == "keytalent" and self.expert.role == "staff" and number.isdigit():
+            marked = await self.tickets.mark_key_talent(int(number), self.expert)
+            return [self._say("key_talent" if marked else "claim_missing", ticket=int(number))]
         if command in ("available", "away"):
             await self.tickets.set_available(self.expert, command == "available")
             return [self._say(command)]
-        return [self._say("expert_help", limit=self._limit())]
+        return [self._say("expert_help", limit=self._limit(), staff=self.expert.role == "staff")]
+
+    async def add_expert(self, argument: str) -> list[OutMessage]:
+        """Staff: `/addexpert <telegram id> <name> [specialty,specialty] [en,zh]`."""
+        words = argument.split()
+        if len(words) < 2 or not words[0].isdigit():
+            return [self._say("add_expert_usage")]
+        specialties = [s for s in (words[2].split(",") if len(words) > 2 else []) if s]
+        languages = [s for s in (words[3].split(",") if len(words) > 3 else ["en", "zh"]) if s]
+        unknown = [s for s in specialties if s not in TOPICS] + [
+            s for s in languages if s not in ("en", "zh")
+        ]
+        if unknown:
+            return [self._say("add_expert_usage", unknown=unknown)]
+        await self.tickets.enrol(
+            self.expert.channel, words[0], words[1], specialties=specialties, languages=languages
+        )
+        return [self._say("expert_added", name=words[1], specialties=specialties)]
 
     async def claim(self, ticket_id: int) -> list[OutMessage]:
         outcome = await self.tickets.claim(ticket_id, self.expert, self._limit())
@@ -251,7 +299,9 @@ class _Desk:
 
     async def relay(self, text: str, source_key: str) -> list[OutMessage]:
         if not text:
-            return [self._say("expert_help", limit=self._limit())]
+            return [
+                self._say("expert_help", limit=self._limit(), staff=self.expert.role == "staff")
+            ]
         held = await self.tickets.held_by(self.expert)
         addressed = _TICKET_PREFIX.match(text)
         if addressed:

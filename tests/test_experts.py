@@ -182,3 +182,57 @@ async def test_an_expert_who_blocked_the_bot_gives_the_ticket_back(
     async with services.store.transaction() as tx:
         [ticket] = list(await tx.session.scalars(select(Ticket)))
     assert (ticket.status, ticket.expert_id) == ("open", None)
+
+
+async def test_staff_register_an_expert_and_mark_a_key_talent_from_the_chat(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    await services.tickets.appoint_staff("telegram", "2401")
+    staff = emulator.phone(2401, "Boss")
+    await staff.send("/addexpert 2402 Zhou patents,cooking en")
+    [refused] = await staff.read()
+    assert "Unknown: cooking" in refused.text
+    await staff.send("/addexpert 2402 Zhou agency-exam en")
+    [added] = await staff.read()
+    assert "Zhou is now a volunteer expert for agency-exam" in added.text
+    talent = emulator.phone(3401)
+    await ask_for_an_expert(talent)
+    zhou = emulator.phone(2402)
+    [announcement] = await zhou.read()
+    ticket = claim_label(announcement).split("#T-")[1]
+    await staff.read()
+    await staff.send(f"/keytalent {ticket}")
+    [marked] = await staff.read()
+    assert "key talent" in marked.text
+    async with services.store.transaction() as tx:
+        stored = await tx.session.get(Ticket, int(ticket))
+    assert stored is not None
+    assert stored.priority == 1
+
+
+async def test_an_expert_cannot_use_staff_commands(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    await services.tickets.enrol("telegram", "2403", "Wu")
+    wu = emulator.phone(2403)
+    await wu.send("/addexpert 2404 Sneaky patents en")
+    [reply] = await wu.read()
+    assert "Volunteer expert commands" in reply.text
+    assert await services.tickets.role_of("telegram", "2404") == "talent"
+
+
+async def test_with_no_expert_available_the_experts_group_sees_the_ticket(
+    emulator: BotApiEmulator, services: Services
+) -> None:
+    settings = telegram_settings(emulator, experts_group_chat_id=-100123)
+    services.settings = settings
+    app = build_application(settings, services)
+    await _polling(app)
+    try:
+        await ask_for_an_expert(emulator.phone(3402))
+        await emulator.wait_for(lambda: bool(emulator.messages.get(-100123)))
+    finally:
+        await _stop(app)
+    [announcement] = emulator.messages[-100123]
+    assert "New question #T-" in announcement.text
+    assert announcement.buttons[0][1].startswith("1:c:")

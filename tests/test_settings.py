@@ -36,6 +36,7 @@ def test_settings_are_read_from_a_dotenv_file(clean_environment: Path) -> None:
         ),
         ("CLARIFY_THRESHOLD", "95", "CLARIFY_THRESHOLD must not be above ANSWER_THRESHOLD_EN"),
         ("MAX_QUESTION_CHARS", "many", "MAX_QUESTION_CHARS: Input should be a valid integer"),
+        ("STAFF_IDS", "telegram:1,12345", "STAFF_IDS: write each as channel:id"),
     ],
 )
 def test_a_wrong_setting_stops_with_one_line_naming_it(
@@ -52,3 +53,10 @@ def test_a_wrong_setting_stops_with_one_line_naming_it(
     assert error.count("\n") == 1
     assert error.startswith("ipbot: invalid setting ")
     assert expected in error
+
+
+def test_the_first_staff_are_read_as_channel_ids(
+    clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STAFF_IDS", "telegram:123, telegram:456")
+    assert Settings().staff == [("telegram", "123"), ("telegram", "456")]

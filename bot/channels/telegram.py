@@ -119,6 +119,8 @@ async def serve(application: Application, settings: Settings) -> int:
 
     async with application:
         await register_commands(application)
+        for channel, external_id in settings.staff:
+            await _services(application).tickets.appoint_staff(channel, external_id)
         await expert.redeliver(_services(application))
         await application.start()
         if settings.telegram_webhook_url:

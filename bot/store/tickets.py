@@ -219,7 +219,32 @@ class Tickets:
             user.specialties = specialties or []
             user.expert_languages = languages or ["en", "zh"]
             user.available = True
+            await tx.audit(None, "role-change", f"{channel}:{external_id}", role=role)
         return user
+
+    async def appoint_staff(self, channel: str, external_id: str) -> None:
+        """Make someone staff (the first staff come from the STAFF_IDS setting)."""
+        async with self.store.transaction() as tx:
+            user = await tx.user(channel, external_id, "en")
+            if user.role != "staff":
+                user.role = "staff"
+                user.display_name = user.display_name or "Staff"
+                await tx.audit(None, "role-change", f"{channel}:{external_id}", role="staff")
+
+    async def mark_key_talent(self, ticket_id: int, by: User) -> bool:
+        """Mark a ticket's talent as a key talent: their tickets come first in the queue."""
+        async with self.store.transaction() as tx:
+            ticket = await tx.session.get(Ticket, ticket_id)
+            if ticket is None:
+                return False
+            talent = await tx.session.get(User, ticket.talent_id)
+            if talent is None:
+                return False
+            talent.key_talent = True
+            if ticket.status != "closed":
+                ticket.priority = max(ticket.priority, 1)
+            await tx.audit(by, "key-talent", f"T-{ticket_id}")
+            return True
 
     async def set_available(self, expert: User, available: bool) -> None:
         async with self.store.transaction() as tx:
