@@ -19,8 +19,8 @@ class Templates:
             loader=FileSystemLoader(directory),
             autoescape=True,
             undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
+            trim_blocks=False,
+            lstrip_blocks=False,
             keep_trailing_newline=False,
         )
 

@@ -39,6 +39,8 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
                 or services.settings.default_language
             )
             user = await tx.user(inbound.channel, inbound.user_key, first_language)
+            if inbound.display_name:
+                user.display_name = inbound.display_name
             language = _reply_language(user, written)
             message = await tx.accept(inbound, user, text, language)
             turn = _Turn(services, tx, user, message, language, inbound.display_name)
@@ -237,6 +239,8 @@ class _Turn:
             return [self._say("handoff_offer", buttons=[self._expert_button()], question=question)]
         if kind == "l" and argument in ("en", "zh"):
             return self._choose_language(argument)
+        if kind == "k" and argument in ("name", "contacts"):
+            return await self._consent(argument)
         ticket_id, _, stars = argument.partition(":")
         if kind == "s" and ticket_id.isdigit() and stars in ("1", "2", "3", "4", "5"):
             ticket = await self.tx.session.get(Ticket, int(ticket_id))
@@ -310,7 +314,24 @@ class _Turn:
         if created:
             await self.tx.audit(self.user, "ticket-opened", f"T-{ticket.id}", topic=topic)
             self.afterwards.append(lambda: expert.announce(ticket.id, self.services))
-        return [self._say("expert_requested", ticket=ticket.id, place=place)]
+        consent = [
+            Button(self._label("share_name"), self._payload("k", "name")),
+            Button(self._label("share_contacts"), self._payload("k", "contacts")),
+        ]
+        return [self._say("expert_requested", buttons=consent, ticket=ticket.id, place=place)]
+
+    async def _consent(self, what: str) -> list[OutMessage]:
+        """The talent lets their expert see their first name, or the contact details and
+        application numbers they wrote (masked until then)."""
+        if what == "name":
+            self.user.share_name = True
+        else:
+            ticket = await self.tx.ticket_of(self.user)
+            if ticket is None:
+                return [self._say("button_expired")]
+            ticket.contacts_shared = True
+        await self.tx.audit(self.user, "consent", what)
+        return [self._say(f"consent_{what}")]
 
     async def _add_to_ticket(self, ticket: Ticket, text: str) -> list[OutMessage]:
         """While a ticket is open, what the talent writes belongs to it: relayed to its expert

@@ -236,3 +236,27 @@ async def test_with_no_expert_available_the_experts_group_sees_the_ticket(
     [announcement] = emulator.messages[-100123]
     assert "New question #T-" in announcement.text
     assert announcement.buttons[0][1].startswith("1:c:")
+
+
+async def test_a_talent_may_let_the_expert_see_their_name_and_contacts(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    await services.tickets.enrol("telegram", "2501", "He", specialties=["agency-exam"])
+    talent = emulator.phone(3501, "Amira")
+    await talent.send(QUESTION)
+    await talent.read()
+    await talent.send("/expert")
+    [queued] = await talent.read()
+    await talent.tap(queued, "Show the expert my first name")
+    [name_ok] = await talent.read()
+    assert "first name" in name_ok.text
+    await talent.tap(queued, "Show the expert my contact details")
+    await talent.read()
+    await talent.send("Call me on +86 138 0000 1111")
+    await talent.read()
+    expert = emulator.phone(2501)
+    [announcement] = await expert.read()
+    await expert.tap(announcement, claim_label(announcement))
+    [card] = await expert.read()
+    assert "Talent Amira (#T-" in card.text
+    assert "+86 138 0000 1111" in card.text
