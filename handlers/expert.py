@@ -211,6 +211,8 @@ class _Desk:
         if command == "keytalent" and self.expert.role == "staff" and number.isdigit():
             marked = await self.tickets.mark_key_talent(int(number), self.expert)
             return [self._say("key_talent" if marked else "claim_missing", ticket=int(number))]
+        if command == "reassign" and self.expert.role == "staff" and number.isdigit():
+            return await self.reassign(int(number), remainder.strip())
         if command in ("available", "away"):
             await self.tickets.set_available(self.expert, command == "available")
             return [self._say(command)]
@@ -232,6 +234,26 @@ class _Desk:
             self.expert.channel, words[0], words[1], specialties=specialties, languages=languages
         )
         return [self._say("expert_added", name=words[1], specialties=specialties)]
+
+    async def reassign(self, ticket_id: int, external_id: str) -> list[OutMessage]:
+        """Staff: `/reassign 12 <expert's id>` gives #T-12 to that expert."""
+        to = await self.tickets.find(self.expert.channel, external_id)
+        before = await self.tickets.get(ticket_id)
+        if to is None or to.role not in ("expert", "staff") or before is None:
+            return [self._say("reassign_usage")]
+        if not await self.tickets.reassign(ticket_id, to, self.expert):
+            return [self._say("claim_closed", ticket=ticket_id)]
+        previous = await self.tickets.user(before.expert_id) if before.expert_id else None
+        if previous is not None and previous.id != to.id:
+            language = _language_of(previous)
+            text = self.services.templates.render(language, "reassigned_away", ticket=ticket_id)
+            await send_to(self.services, previous, OutMessage(text=text, language=language))
+        ticket = await self.tickets.get(ticket_id)
+        talent = await self.tickets.user(before.talent_id)
+        if ticket is not None and talent is not None:
+            card = await _Desk(self.services, to, _language_of(to))._case_card(ticket, talent)
+            await send_to(self.services, to, card)
+        return [self._say("reassigned", ticket=ticket_id, name=to.display_name or external_id)]
 
     async def claim(self, ticket_id: int) -> list[OutMessage]:
         outcome = await self.tickets.claim(ticket_id, self.expert, self._limit())

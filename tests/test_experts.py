@@ -260,3 +260,29 @@ async def test_a_talent_may_let_the_expert_see_their_name_and_contacts(
     [card] = await expert.read()
     assert "Talent Amira (#T-" in card.text
     assert "+86 138 0000 1111" in card.text
+
+
+async def test_staff_reassign_a_ticket_and_both_experts_are_told(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    first, _talent = await claimed_ticket(emulator, services, 2601, 3601)
+    await services.tickets.enrol("telegram", "2602", "Feng")
+    await services.tickets.appoint_staff("telegram", "2603")
+    staff, second = emulator.phone(2603), emulator.phone(2602)
+    await staff.send("/reassign 1 2602")
+    [done] = await staff.read()
+    assert "now belongs to Feng" in done.text
+    [away] = await first.read()
+    assert "gave #T-1 to another expert" in away.text
+    [card] = await second.read()
+    assert "Ticket #T-1" in card.text
+
+
+async def test_a_question_with_a_deadline_goes_ahead_in_the_queue(services: Services) -> None:
+    async with services.store.transaction() as tx:
+        calm = await tx.user("test", "calm", "en")
+        rushed = await tx.user("test", "rushed", "en")
+        await tx.request_expert(calm, "How do licences work?", "en", None)
+        await tx.request_expert(rushed, "My opposition deadline is in 2 weeks!", "en", None)
+    waiting = await services.tickets.waiting()
+    assert waiting[0].question == "My opposition deadline is in 2 weeks!"

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 
 from bot.conversation import Inbound, OutMessage
 from bot.knowledge import Language
+from bot.redact import deadlines
 from bot.store import migrate
 from bot.store.models import AuditEvent, Feedback, Message, Ticket, TicketMessage, User, utcnow
 
@@ -264,7 +265,8 @@ class Transaction:
                 question=question,
                 language=language,
                 topic=topic,
-                priority=1 if user.key_talent else 0,
+                # Key talents, and anyone who mentions a deadline, come first in the queue.
+                priority=1 if user.key_talent or deadlines(question) else 0,
             )
             self.session.add(ticket)
             await self.session.flush()

@@ -66,6 +66,25 @@ class Tickets:
                 return "yours" if ticket.expert_id == expert.id else "taken"
             return "limit"
 
+    async def reassign(self, ticket_id: int, to: User, by: User) -> bool:
+        """Staff: give a ticket that is not closed to another expert."""
+        async with self.store.transaction() as tx:
+            moved = await tx.session.execute(
+                update(Ticket)
+                .where(Ticket.id == ticket_id, Ticket.status != "closed")
+                .values(status="claimed", expert_id=to.id, claimed_at=utcnow(), reminded_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            if moved.rowcount == 1:
+                await tx.audit(by, "reassign", f"T-{ticket_id}", to=to.id)
+            return moved.rowcount == 1
+
+    async def find(self, channel: str, external_id: str) -> User | None:
+        async with self.store.transaction() as tx:
+            return await tx.session.scalar(
+                select(User).where(User.channel == channel, User.external_id == external_id)
+            )
+
     async def release(self, ticket_id: int, expert: User) -> bool:
         """Put a ticket the expert holds back in the queue."""
         async with self.store.transaction() as tx:
