@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -19,19 +19,6 @@ Language = Literal["en", "zh"]
 LANGUAGES: tuple[Language, ...] = ("en", "zh")
 MAX_FILE_BYTES = 2 * 1024 * 1024
 _WIDE = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
-TOPICS = (
-    "platform",
-    "agency-exam",
-    "patents",
-    "trademarks",
-    "copyright",
-    "trade-secrets",
-    "enforcement",
-    "licensing",
-    "pledge-financing",
-    "digital-trade",
-    "service",
-)
 Topic = Literal[
     "platform",
     "agency-exam",
@@ -45,6 +32,7 @@ Topic = Literal[
     "digital-trade",
     "service",
 ]
+TOPICS: tuple[str, ...] = get_args(Topic)
 
 
 def _not_blank(value: str) -> str:

@@ -59,17 +59,7 @@ async def announce(ticket_id: int, services: Services, skip: User | None = None)
     if not chosen and group is not None:
         await _announce_to_group(ticket, services, group)
     for expert in chosen:
-        language = _language_of(expert)
-        card = OutMessage(
-            text=services.templates.render(language, "announcement", **_summary(ticket)),
-            language=language,
-            buttons=(
-                Button(
-                    _label(services, language, "claim", ticket=ticket.id),
-                    f"{PAYLOAD_VERSION}:c:{ticket.id}",
-                ),
-            ),
-        )
+        card = _announcement(ticket, services, _language_of(expert))
         try:
             ref = await outbox.send(_recipient(expert), card)
         except Unreachable:
@@ -82,21 +72,23 @@ async def announce(ticket_id: int, services: Services, skip: User | None = None)
 async def _announce_to_group(ticket: Ticket, services: Services, group: int) -> None:
     """No expert is available: the experts' group sees the ticket and any member may claim."""
     assert services.outbox is not None
-    language: Language = "en"
-    card = OutMessage(
-        text=services.templates.render(language, "announcement", **_summary(ticket)),
-        language=language,
-        buttons=(
-            Button(
-                _label(services, language, "claim", ticket=ticket.id),
-                f"{PAYLOAD_VERSION}:c:{ticket.id}",
-            ),
-        ),
-    )
+    card = _announcement(ticket, services, "en")
     try:
         await services.outbox.send(Recipient("telegram", str(group)), card)
     except Unreachable:
         _log.warning("The experts' group %s cannot be reached", group)
+
+
+def _announcement(ticket: Ticket, services: Services, language: Language) -> OutMessage:
+    """A ticket's summary with its Claim button."""
+    claim = Button(
+        _label(services, language, "claim", ticket=ticket.id), f"{PAYLOAD_VERSION}:c:{ticket.id}"
+    )
+    return OutMessage(
+        text=services.templates.render(language, "announcement", **_summary(ticket)),
+        language=language,
+        buttons=(claim,),
+    )
 
 
 async def deliver(relay: Relay, services: Services) -> None:

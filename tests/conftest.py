@@ -13,7 +13,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
+from telegram import Update
+from telegram.ext import Application
 
+from bot.channels.telegram import build_application, register_commands
 from bot.config import Settings
 from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.matching import Matcher
@@ -21,6 +24,7 @@ from bot.paths import bundled
 from bot.services import Services, thresholds_from
 from bot.store import Store
 from bot.templates import Templates
+from tests.botapi import BotApiEmulator
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 
@@ -101,3 +105,46 @@ class PostgresDatabase:
             await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[BotApiEmulator]:
+    """The Bot API on loopback, for the end-to-end tests."""
+    emulator = BotApiEmulator()
+    await emulator.start()
+    yield emulator
+    await emulator.stop()
+
+
+def telegram_settings(emulator: BotApiEmulator, **overrides: object) -> Settings:
+    """Settings that point the bot at the emulator."""
+    return Settings(
+        telegram_bot_token=emulator.token,
+        telegram_api_base_url=emulator.base_url,
+        **overrides,
+    )
+
+
+async def start_polling(app: Application) -> None:
+    """What `serve` does, with a short long-poll so tests end quickly."""
+    await app.initialize()
+    await register_commands(app)
+    await app.start()
+    await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)
+
+
+async def stop(app: Application) -> None:
+    if app.updater.running:
+        await app.updater.stop()
+    if app.running:
+        await app.stop()
+    await app.shutdown()
+
+
+@pytest.fixture
+async def bot(emulator: BotApiEmulator, services: Services) -> AsyncIterator[Application]:
+    """The real PTB Application, polling the emulator."""
+    app = build_application(telegram_settings(emulator), services)
+    await start_polling(app)
+    yield app
+    await stop(app)

@@ -1,9 +1,7 @@
 """Volunteer experts end to end: the real PTB Application, the Bot API emulator, both stores."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import select
 from telegram.ext import Application
 
@@ -11,23 +9,8 @@ from bot.channels.telegram import build_application
 from bot.services import Services
 from bot.store.models import AuditEvent, Ticket
 from tests.botapi import BotApiEmulator, Phone, Sent
-from tests.test_telegram import QUESTION, _polling, _stop, telegram_settings
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[BotApiEmulator]:
-    emulator = BotApiEmulator()
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture
-async def bot(emulator: BotApiEmulator, services: Services) -> AsyncIterator[Application]:
-    app = build_application(telegram_settings(emulator), services)
-    await _polling(app)
-    yield app
-    await _stop(app)
+from tests.conftest import start_polling, stop, telegram_settings
+from tests.test_telegram import QUESTION
 
 
 def claim_label(card: Sent) -> str:
@@ -227,12 +210,12 @@ async def test_with_no_expert_available_the_experts_group_sees_the_ticket(
     settings = telegram_settings(emulator, experts_group_chat_id=-100123)
     services.settings = settings
     app = build_application(settings, services)
-    await _polling(app)
+    await start_polling(app)
     try:
         await ask_for_an_expert(emulator.phone(3402))
         await emulator.wait_for(lambda: bool(emulator.messages.get(-100123)))
     finally:
-        await _stop(app)
+        await stop(app)
     [announcement] = emulator.messages[-100123]
     assert "New question #T-" in announcement.text
     assert announcement.buttons[0][1].startswith("1:c:")

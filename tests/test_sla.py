@@ -1,34 +1,14 @@
 """Service levels of the expert queue: due actions run once, from the store, whatever the clock."""
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from telegram.ext import Application
 
 from bot import sla
-from bot.channels.telegram import build_application
 from bot.services import Services
 from bot.store.models import utcnow
 from tests.botapi import BotApiEmulator
 from tests.test_experts import ask_for_an_expert, claim_label
-from tests.test_telegram import _polling, _stop, telegram_settings
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[BotApiEmulator]:
-    emulator = BotApiEmulator()
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture
-async def bot(emulator: BotApiEmulator, services: Services) -> AsyncIterator[Application]:
-    app = build_application(telegram_settings(emulator), services)
-    await _polling(app)
-    yield app
-    await _stop(app)
 
 
 async def test_an_unclaimed_ticket_is_announced_again_then_escalated_each_once(

@@ -7,70 +7,22 @@ in the bot is mocked or patched.
 import asyncio
 import shutil
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
-from telegram import Update
 from telegram.ext import Application
 
-from bot.channels.telegram import (
-    build_application,
-    register_commands,
-    serve,
-    split_html,
-    webhook_secret,
-)
-from bot.config import Settings
+from bot.channels.telegram import build_application, serve, split_html, webhook_secret
 from bot.knowledge import load_knowledge
 from bot.matching import Matcher
 from bot.paths import bundled
 from bot.services import Services
 from bot.store.models import Message
 from tests.botapi import ApiError, BotApiEmulator, Phone
+from tests.conftest import start_polling, stop, telegram_settings
 
 QUESTION = "Can a foreigner take the patent agent exam?"
-
-
-def telegram_settings(emulator: BotApiEmulator, **overrides: object) -> Settings:
-    return Settings(
-        telegram_bot_token=emulator.token,
-        telegram_api_base_url=emulator.base_url,
-        **overrides,
-    )
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[BotApiEmulator]:
-    emulator = BotApiEmulator()
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
-async def _polling(app: Application) -> None:
-    """What `serve` does, with a short long-poll so tests end quickly."""
-    await app.initialize()
-    await register_commands(app)
-    await app.start()
-    await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)
-
-
-async def _stop(app: Application) -> None:
-    if app.updater.running:
-        await app.updater.stop()
-    if app.running:
-        await app.stop()
-    await app.shutdown()
-
-
-@pytest.fixture
-async def bot(emulator: BotApiEmulator, services: Services) -> AsyncIterator[Application]:
-    app = build_application(telegram_settings(emulator), services)
-    await _polling(app)
-    yield app
-    await _stop(app)
 
 
 async def test_start_greets_in_the_users_language_and_offers_a_choice(
@@ -218,13 +170,13 @@ async def test_an_answer_over_telegrams_limit_is_split_on_paragraphs(
     )
     services.matcher = Matcher(load_knowledge(folder))
     app = build_application(telegram_settings(emulator), services)
-    await _polling(app)
+    await start_polling(app)
     try:
         phone = emulator.phone(1010)
         await phone.send("What is the zebra giraffe elephant answer?")
         first, second = await phone.read(2)
     finally:
-        await _stop(app)
+        await stop(app)
     assert len(first.text) <= 4096
     assert len(second.text) <= 4096
     assert first.buttons == []
@@ -311,7 +263,7 @@ async def test_webhook_mode_refuses_a_wrong_secret_and_answers_a_right_one(
         [answer] = await phone.read()
         assert "Foreign Permanent Residence ID Card" in answer.text
     finally:
-        await _stop(app)
+        await stop(app)
 
 
 async def test_a_second_poller_gets_a_clear_message_and_exit_status_1(
