@@ -337,7 +337,7 @@ class _Desk:
             entry = self.services.matcher.knowledge.get(entry_id)
             if entry is not None and entry.text(self.language).question not in rejected:
                 rejected.append(entry.text(self.language).question)
-        earlier = [
+        earlier = await self.tickets.recent_questions(talent, ticket) + [
             m.text
             for m in await self.tickets.ticket_messages(ticket.id)
             if m.sender_id == talent.id

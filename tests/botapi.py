@@ -139,6 +139,7 @@ class BotApiEmulator:
         self.failures: deque[ApiError] = deque()
         self.other_poller = False
         self.blocked: set[int] = set()
+        self.deleted: set[int] = set()
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
@@ -310,6 +311,8 @@ class BotApiEmulator:
         chat_id = int(params["chat_id"])
         if chat_id in self.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self.deleted:
+            raise ApiError(400, "Bad Request: chat not found")
         text, buttons = self._checked_content(params)
         self._count_send(chat_id)
         sent = Sent(chat_id, next(self._message_ids), text, buttons)

@@ -269,3 +269,41 @@ async def test_a_question_with_a_deadline_goes_ahead_in_the_queue(services: Serv
         await tx.request_expert(rushed, "My opposition deadline is in 2 weeks!", "en", None)
     waiting = await services.tickets.waiting()
     assert waiting[0].question == "My opposition deadline is in 2 weeks!"
+
+
+async def test_a_message_to_a_deleted_chat_closes_the_ticket_as_unreachable(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    expert, _talent = await claimed_ticket(emulator, services, 2701, 3701)
+    emulator.deleted.add(3701)
+    await expert.send("Are you there?")
+    [told] = await expert.read()
+    assert "can no longer be reached" in told.text
+
+
+async def test_writing_after_the_ticket_closed_reaches_nobody_and_says_so(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    expert, talent = await claimed_ticket(emulator, services, 2702, 3702)
+    await expert.send("/close 1 Answered")
+    await expert.read()
+    await talent.read()
+    await expert.send("One more thing")
+    [reply] = await expert.read()
+    assert "no ticket to reply to" in reply.text
+    assert await talent.quiet(0.5) == []
+
+
+async def test_the_case_card_shows_what_the_talent_asked_before_handing_off(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    await services.tickets.enrol("telegram", "2703", "Lu", specialties=["agency-exam"])
+    talent = emulator.phone(3703)
+    await talent.send("How do I register a trademark in China?")
+    await talent.read()
+    await ask_for_an_expert(talent)
+    expert = emulator.phone(2703)
+    [announcement] = await expert.read()
+    await expert.tap(announcement, claim_label(announcement))
+    [card] = await expert.read()
+    assert "How do I register a trademark in China?" in card.text

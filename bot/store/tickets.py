@@ -10,7 +10,15 @@ from typing import Literal
 from sqlalchemy import func, select, update
 
 from bot.store import Store
-from bot.store.models import Announcement, Feedback, Ticket, TicketMessage, User, utcnow
+from bot.store.models import (
+    Announcement,
+    Feedback,
+    Message,
+    Ticket,
+    TicketMessage,
+    User,
+    utcnow,
+)
 
 ClaimOutcome = Literal["claimed", "yours", "taken", "closed", "missing", "limit"]
 
@@ -317,6 +325,23 @@ class Tickets:
                     .order_by(Feedback.id.desc())
                 )
             )
+
+    async def recent_questions(self, talent: User, ticket: Ticket, count: int = 3) -> list[str]:
+        """What the talent asked the bot before handing off, oldest first."""
+        async with self.store.transaction() as tx:
+            rows = await tx.session.scalars(
+                select(Message.text)
+                .where(
+                    Message.user_id == talent.id,
+                    Message.direction == "in",
+                    Message.action.is_not(None),
+                    Message.button.is_(None),
+                    Message.created_at <= ticket.created_at,
+                )
+                .order_by(Message.id.desc())
+                .limit(count)
+            )
+            return [text for text in reversed(list(rows)) if text != ticket.question]
 
     async def ticket_messages(self, ticket_id: int) -> list[TicketMessage]:
         async with self.store.transaction() as tx:
