@@ -4,6 +4,8 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -108,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     check = kb.add_parser("check", help="validate the knowledge base and list every problem")
     check.add_argument("directory", nargs="?", type=Path, help="default: KNOWLEDGE_DIR")
     check.set_defaults(run=_kb_check)
+    kb.add_parser(
+        "reload", help="ask the running bot (ipbot run) to load the knowledge base again now"
+    ).set_defaults(run=_kb_reload)
     export = kb.add_parser("export", help="print every entry")
     export.add_argument("--json", action="store_true", help="print one JSON object")
     export.set_defaults(run=_kb_export)
@@ -243,6 +248,18 @@ def _kb_check(args: argparse.Namespace, settings: Settings) -> int:
     directory = args.directory or settings.knowledge_dir
     knowledge = load_knowledge(directory)
     print(f"{directory}: {len(knowledge)} entries, version {knowledge.version}: no problems")
+    return 0
+
+
+def _kb_reload(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        pid = int(settings.pid_file.read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError):
+        raise CommandError(
+            f"no running bot found (PID_FILE {settings.pid_file}): start it with `ipbot run`"
+        ) from None
+    print(f"asked the bot (process {pid}) to reload {settings.knowledge_dir}; staff are told")
     return 0
 
 

@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot.paths import bundled
+from bot.paths import bundled, bundled_questions
 
 Language = Literal["en", "zh"]
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     answer_threshold_zh: float = Field(default=68.0, ge=0, le=100)
     clarify_threshold: float = Field(default=20.0, ge=0, le=100)
     max_question_chars: int = Field(default=1000, gt=0)
+    # The running bot looks for edited knowledge files this often, and swaps in a valid set
+    # unless it answers the labelled questions worse by more than this many percentage points.
+    knowledge_check_seconds: float = Field(default=10, gt=0)
+    reload_max_accuracy_drop: float = Field(default=2, ge=0, le=100)
+    labelled_questions: Path | None = Field(default_factory=lambda: bundled_questions())
+    # Where `ipbot run` writes its process id, for `ipbot kb reload`.
+    pid_file: Path = Path("data/ipbot.pid")
 
     expert_max_open_tickets: int = Field(default=3, gt=0)
     # The first staff, who can then add experts and other staff from the chat: channel ids,

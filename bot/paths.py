@@ -20,3 +20,9 @@ def bundled(name: str) -> Path:
 def package_path(*parts: str) -> Path:
     """A path inside the `bot` package."""
     return _PACKAGE.joinpath(*parts)
+
+
+def bundled_questions() -> Path | None:
+    """The labelled question set of a checkout, if there is one."""
+    path = _PACKAGE.parent / "tests" / "data" / "questions.jsonl"
+    return path if path.is_file() else None

@@ -150,9 +150,7 @@ async def _say(services: Services, user_id: int | None, template: str, **context
 
 async def _tell_staff(services: Services, ticket: Ticket) -> None:
     minutes = int(services.settings.sla_escalate_minutes)
-    for staff in await services.tickets.experts():
-        if staff.role == "staff":
-            await _say(services, staff.id, "escalated", ticket=ticket.id, minutes=minutes)
+    await expert.tell_staff(services, "escalated", ticket=ticket.id, minutes=minutes)
 
 
 async def _remind(services: Services, ticket: Ticket) -> None:

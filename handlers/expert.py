@@ -5,6 +5,7 @@ Talents are pseudonymous here: an expert sees "Talent #T-12" (or a first name th
 agreed to show), never their channel id or username.
 """
 
+import asyncio
 import logging
 import re
 
@@ -13,6 +14,7 @@ from markupsafe import Markup
 from bot.conversation import Button, Inbound, OutMessage, Recipient, Unreachable
 from bot.knowledge import TOPICS, Language
 from bot.redact import deadlines, mask_contacts
+from bot.reload import reload
 from bot.services import Services
 from bot.store import DuplicateInbound
 from bot.store.models import Ticket, User
@@ -41,6 +43,15 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
     if text.startswith("/"):
         return await desk.command(text)
     return await desk.relay(text, inbound.message_key)
+
+
+async def tell_staff(services: Services, template: str, **context: object) -> None:
+    """Send a notice to every staff member."""
+    for member in await services.tickets.experts():
+        if member.role == "staff":
+            language = _language_of(member)
+            text = services.templates.render(language, template, **context)
+            await send_to(services, member, OutMessage(text=text, language=language))
 
 
 async def announce(ticket_id: int, services: Services, skip: User | None = None) -> None:
@@ -198,6 +209,9 @@ class _Desk:
         if command == "mine":
             held = await self.tickets.held_by(self.expert)
             return [self._say("mine", tickets=[_summary(t) for t in held])]
+        if command == "reload" and self.expert.role == "staff":
+            outcome = await asyncio.to_thread(reload, self.services, argument == "force")
+            return [self._say("kb_" + outcome.status, outcome=outcome)]
         if command == "addexpert" and self.expert.role == "staff":
             return await self.add_expert(argument)
         if command == "keytalent" and self.expert.role == "staff" and number.isdigit():

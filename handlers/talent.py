@@ -91,6 +91,8 @@ class _Turn:
 
     def __post_init__(self) -> None:
         self.afterwards: list[Callable[[], Awaitable[object]]] = []
+        # One knowledge base for the whole turn, even if a reload swaps it meanwhile.
+        self.matcher = self.services.matcher
 
     def not_text(self, kind: str) -> OutMessage:
         """The reply to a photo, sticker, voice message …: photos and documents are kept (the
@@ -132,9 +134,9 @@ class _Turn:
         return self._answer_question(text)
 
     def _answer_question(self, text: str) -> list[OutMessage]:
-        decision = self.services.matcher.decide(text)
+        decision = self.matcher.decide(text)
         self._record(decision)
-        knowledge = self.services.matcher.knowledge
+        knowledge = self.matcher.knowledge
         if decision.action == "answer":
             entry = knowledge.get(decision.entry_id or "")
             assert entry is not None
@@ -166,7 +168,7 @@ class _Turn:
         self.message.entry_id = entry_id or decision.entry_id
         self.message.score = decision.score if decision.candidates else None
         self.message.options = [c.entry_id for c in decision.candidates] or None
-        self.message.kb_version = self.services.matcher.knowledge.version
+        self.message.kb_version = self.matcher.knowledge.version
 
     def _answer(self, entry: Entry) -> OutMessage:
         text = entry.text(self.language)
@@ -177,7 +179,7 @@ class _Turn:
         ]
         if text.more:
             buttons.append(Button(self._label("more"), self._payload("m", entry.id)))
-        knowledge = self.services.matcher.knowledge
+        knowledge = self.matcher.knowledge
         for related_id in entry.related[:3]:
             related = knowledge.get(related_id)
             if related is not None:
@@ -213,7 +215,7 @@ class _Turn:
         kind, _, argument = rest.partition(":")
         if version != PAYLOAD_VERSION:
             return [self._say("button_expired")]
-        knowledge = self.services.matcher.knowledge
+        knowledge = self.matcher.knowledge
         if kind in ("e", "m"):
             entry = knowledge.get(argument)
             if entry is None:
@@ -288,7 +290,7 @@ class _Turn:
             await self.tx.audit(self.user, "refused", f"/{command}", reason="not an expert")
             return [self._say("not_expert")]
         if command == "privacy":
-            entry = self.services.matcher.knowledge.get("service.privacy")
+            entry = self.matcher.knowledge.get("service.privacy")
             if entry is not None:
                 self._record(Decision("answer"), entry_id=entry.id)
                 return [self._answer(entry)]
@@ -306,7 +308,7 @@ class _Turn:
         question = asked.text if asked is not None else ""
         topic = None
         if asked is not None and asked.options:
-            best = self.services.matcher.knowledge.get(asked.options[0])
+            best = self.matcher.knowledge.get(asked.options[0])
             topic = best.topic if best is not None else None
         ticket, place, created = await self.tx.request_expert(
             self.user, question, self.language, topic

@@ -203,3 +203,9 @@ def test_adding_an_expert_with_an_unknown_language_or_topic_is_refused(tmp_path:
     )
     assert wrong_topic.returncode == 2
     assert "invalid choice: 'cooking'" in wrong_topic.stderr
+
+
+def test_kb_reload_without_a_running_bot_says_so(tmp_path: Path) -> None:
+    run = ipbot("kb", "reload", cwd=tmp_path)
+    assert run.returncode == 1
+    assert "no running bot found" in run.stderr

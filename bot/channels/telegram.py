@@ -9,6 +9,7 @@ running by long polling or by webhook.
 import asyncio
 import hashlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Sequence
 from typing import Any
@@ -37,6 +38,7 @@ from bot import sla
 from bot.config import Settings
 from bot.conversation import Attachment, Inbound, OutMessage, Recipient, Unreachable
 from bot.knowledge import LANGUAGES, Language
+from bot.reload import fingerprint, reload
 from bot.router import route
 from bot.services import Services
 from handlers import expert
@@ -78,6 +80,13 @@ def build_application(settings: Settings, services: Services) -> Application:
     application.job_queue.run_repeating(
         _check_service_levels, interval=settings.sla_check_seconds, first=1, name="sla"
     )
+    application.job_queue.run_repeating(
+        _watch_knowledge,
+        interval=settings.knowledge_check_seconds,
+        first=settings.knowledge_check_seconds,
+        name="knowledge",
+        data={"seen": fingerprint(settings.knowledge_dir)},
+    )
     return application
 
 
@@ -104,6 +113,13 @@ async def serve(application: Application, settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
+    # `ipbot kb reload` (or kill -HUP) asks for the knowledge base to be loaded again now.
+    loop.add_signal_handler(
+        signal.SIGHUP,
+        lambda: application.create_task(reload_and_tell(_services(application))),
+    )
+    settings.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    settings.pid_file.write_text(str(os.getpid()))
 
     def on_polling_error(error: TelegramError) -> None:
         if isinstance(error, Conflict):
@@ -139,6 +155,7 @@ async def serve(application: Application, settings: Settings) -> int:
         await stop.wait()
         await application.updater.stop()
         await application.stop()
+    settings.pid_file.unlink(missing_ok=True)
     return outcome["status"]
 
 
@@ -312,6 +329,24 @@ async def _check_service_levels(context: ContextTypes.DEFAULT_TYPE) -> None:
     done = await sla.check(_services(context.application))
     if done:
         _log.info("Service levels: %s", done)
+
+
+async def _watch_knowledge(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Reload when the knowledge files change; tell staff what happened, once per change."""
+    services = _services(context.application)
+    seen = context.job.data if context.job else None
+    now = fingerprint(services.settings.knowledge_dir)
+    if seen is None or now == seen["seen"]:
+        return
+    seen["seen"] = now
+    await reload_and_tell(services)
+
+
+async def reload_and_tell(services: Services, force: bool = False) -> None:
+    """Reload the knowledge base and tell staff the outcome (with every problem's place)."""
+    # Building the new index takes a moment: off the event loop, so updates keep flowing.
+    outcome = await asyncio.to_thread(reload, services, force)
+    await expert.tell_staff(services, "kb_" + outcome.status, outcome=outcome)
 
 
 async def register_commands(application: Application) -> None:

@@ -1,0 +1,88 @@
+"""Swapping in an edited knowledge base while the bot runs.
+
+The whole set is validated first; a set with a problem is not loaded and the old one keeps
+serving. A set that answers the labelled question set worse than the one serving, by more
+than `RELOAD_MAX_ACCURACY_DROP`, is refused too unless forced. The swap itself is one
+attribute assignment, so a question is matched against the old set or the new, never a mix.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.evaluation import (
+    LabelledQuestion,
+    QuestionSetError,
+    evaluate,
+    read_question_set,
+    summarise,
+)
+from bot.knowledge import KnowledgeError, Problem, knowledge_files, load_knowledge
+from bot.matching import Matcher
+from bot.services import Services
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reload did: `loaded`, `unchanged`, `invalid` (with problems) or `worse`."""
+
+    status: str
+    version: str
+    problems: list[Problem] = field(default_factory=list)
+    accuracy_before: float | None = None
+    accuracy_after: float | None = None
+
+
+def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """A cheap sign that the files changed: names, sizes and modification times."""
+    return tuple(
+        (path.name, path.stat().st_size, path.stat().st_mtime_ns)
+        for path in knowledge_files(directory)
+    )
+
+
+def reload(services: Services, force: bool = False) -> Outcome:
+    """Load the knowledge folder again and swap it in if it is valid and not worse."""
+    settings = services.settings
+    current = services.matcher
+    try:
+        knowledge = load_knowledge(settings.knowledge_dir)
+    except KnowledgeError as error:
+        return Outcome("invalid", current.knowledge.version, error.problems)
+    if knowledge.version == current.knowledge.version:
+        return Outcome("unchanged", knowledge.version)
+    candidate = Matcher(knowledge, current.thresholds, current.calibration)
+    questions = _labelled(services, current)
+    before, after = _accuracy(questions, current), _accuracy(questions, candidate)
+    if (
+        not force
+        and before is not None
+        and after is not None
+        and before - after > settings.reload_max_accuracy_drop / 100
+    ):
+        return Outcome("worse", current.knowledge.version, [], before, after)
+    services.matcher = candidate
+    _log.info("Knowledge base %s loaded (%d entries)", knowledge.version, len(knowledge))
+    return Outcome("loaded", knowledge.version, [], before, after)
+
+
+def _labelled(services: Services, serving: Matcher) -> list[LabelledQuestion] | None:
+    """The labelled questions, checked against the set now serving (an entry the edit
+    deleted then simply counts as not answered)."""
+    path = services.settings.labelled_questions
+    if path is None or not path.is_file():
+        return None
+    try:
+        return read_question_set(path, serving.knowledge)
+    except QuestionSetError as error:
+        _log.warning("Labelled questions not usable for the reload check: %s", error)
+        return None
+
+
+def _accuracy(questions: list[LabelledQuestion] | None, matcher: Matcher) -> float | None:
+    """The share of correct direct answers on the labelled questions."""
+    if questions is None:
+        return None
+    return summarise(questions, evaluate(matcher, questions))["all"]["answered_correctly"]

@@ -1,0 +1,136 @@
+"""Editing the knowledge base under a running bot: valid edits go live, broken ones never do."""
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from telegram.ext import Application
+
+from bot.channels.telegram import build_application
+from bot.knowledge import load_knowledge
+from bot.matching import Matcher
+from bot.paths import bundled
+from bot.reload import reload
+from bot.services import Services
+from tests.botapi import BotApiEmulator
+from tests.conftest import start_polling, stop, telegram_settings
+from tests.test_telegram import QUESTION
+
+NEW_TEXT = "Yes: this sentence was just written by staff."
+
+
+@pytest.fixture
+def knowledge_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "knowledge"
+    shutil.copytree(bundled("knowledge"), folder)
+    return folder
+
+
+@pytest.fixture
+async def live_bot(
+    emulator: BotApiEmulator, services: Services, knowledge_copy: Path
+) -> AsyncIterator[Application]:
+    settings = telegram_settings(
+        emulator, knowledge_dir=knowledge_copy, knowledge_check_seconds=0.2
+    )
+    services.settings = settings
+    services.matcher = Matcher(load_knowledge(knowledge_copy), services.matcher.thresholds)
+    await services.tickets.appoint_staff("telegram", "2801")
+    app = build_application(settings, services)
+    await start_polling(app)
+    yield app
+    await stop(app)
+
+
+def edit(folder: Path, old: str, new: str, name: str = "agent-exam.yaml") -> None:
+    path = folder / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+async def test_an_edit_goes_live_and_a_broken_file_never_does(
+    live_bot: Application, emulator: BotApiEmulator, knowledge_copy: Path
+) -> None:
+    talent, staff = emulator.phone(3801), emulator.phone(2801)
+    edit(knowledge_copy, "Yes, but only under a pilot.", NEW_TEXT)
+    [loaded] = await staff.read()
+    assert "was reloaded" in loaded.text
+    await talent.send(QUESTION)
+    [answer] = await talent.read()
+    assert NEW_TEXT in answer.text
+
+    edit(knowledge_copy, "    topic: agency-exam\n", "    topic: [agency-exam\n")
+    [broken] = await staff.read()
+    assert "was NOT loaded" in broken.text
+    assert "agent-exam.yaml:" in broken.text
+    await talent.send("Can foreigners sit the Chinese patent attorney exam?")
+    [still] = await talent.read()
+    assert NEW_TEXT in still.text
+
+    edit(knowledge_copy, "    topic: [agency-exam\n", "    topic: agency-exam\n")
+    [fixed] = await staff.read()
+    assert "valid and unchanged" in fixed.text
+
+
+async def test_staff_reload_on_demand_and_hear_when_nothing_changed(
+    live_bot: Application, emulator: BotApiEmulator
+) -> None:
+    staff = emulator.phone(2801)
+    await staff.send("/reload")
+    [reply] = await staff.read()
+    assert "valid and unchanged" in reply.text
+
+
+async def test_a_set_that_answers_worse_is_refused_unless_forced(
+    services: Services, knowledge_copy: Path, tmp_path: Path
+) -> None:
+    labelled = tmp_path / "questions.jsonl"
+    labelled.write_text(
+        json.dumps({"q": QUESTION, "expect": "agent-exam.foreigners"}) + "\n", encoding="utf-8"
+    )
+    services.settings = services.settings.model_copy(
+        update={"knowledge_dir": knowledge_copy, "labelled_questions": labelled}
+    )
+    services.matcher = Matcher(load_knowledge(knowledge_copy), services.matcher.thresholds)
+    serving = services.matcher.knowledge.version
+    path = knowledge_copy / "agent-exam.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("  - id: agent-exam.foreigners")
+    end = text.index("  - id: agent-exam.rules")
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    for name in sorted(knowledge_copy.glob("*.yaml")):  # noqa: ASYNC240 - a test's own files
+        body = name.read_text(encoding="utf-8")
+        for mention in ("agent-exam.foreigners, ", ", agent-exam.foreigners"):
+            body = body.replace(mention, "")
+        name.write_text(body.replace("[agent-exam.foreigners]", "[]"), encoding="utf-8")
+    refused = reload(services)
+    assert refused.status == "worse"
+    assert services.matcher.knowledge.version == serving
+    forced = reload(services, force=True)
+    assert forced.status == "loaded"
+    assert services.matcher.knowledge.get("agent-exam.foreigners") is None
+
+
+async def test_questions_matched_during_a_swap_all_get_an_answer(
+    services: Services, knowledge_copy: Path
+) -> None:
+    from bot.conversation import Inbound
+    from handlers import talent
+
+    services.settings = services.settings.model_copy(
+        update={"knowledge_dir": knowledge_copy, "labelled_questions": None}
+    )
+
+    async def ask(number: int) -> int:
+        inbound = Inbound("test", f"user-{number}", f"key-{number}", QUESTION)
+        return len(await talent.handle(inbound, services))
+
+    edit(knowledge_copy, "Yes, but only under a pilot.", NEW_TEXT)
+    asking = [asyncio.create_task(ask(n)) for n in range(30)]
+    await asyncio.sleep(0)
+    assert reload(services).status == "loaded"
+    assert await asyncio.gather(*asking) == [1] * 30
