@@ -11,6 +11,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings, SettingsError, load_settings
@@ -27,6 +28,7 @@ from bot.evaluation import (
 )
 from bot.knowledge import TOPICS, KnowledgeBase, KnowledgeError, load_knowledge
 from bot.matching import Matcher
+from bot.regression import changes, replay
 from bot.services import build_services, thresholds_from
 from bot.store import Store
 from bot.store.models import User
@@ -57,8 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ipbot: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KnowledgeError as error:
+        count = len(error.problems)
         print(
-            f"ipbot: the knowledge base does not load ({len(error.problems)} problems):",
+            f"ipbot: the knowledge base does not load ({count} problem{'s' * (count != 1)}):",
             file=sys.stderr,
         )
         print(error, file=sys.stderr)
@@ -248,7 +251,54 @@ def _kb_check(args: argparse.Namespace, settings: Settings) -> int:
     directory = args.directory or settings.knowledge_dir
     knowledge = load_knowledge(directory)
     print(f"{directory}: {len(knowledge)} entries, version {knowledge.version}: no problems")
+    if directory.resolve() == settings.knowledge_dir.resolve():
+        return 0
+    deployed = _matcher(settings)
+    edited = Matcher(knowledge, deployed.thresholds, deployed.calibration)
+    if settings.labelled_questions is not None and settings.labelled_questions.is_file():
+        questions = read_question_set(settings.labelled_questions, deployed.knowledge)
+        found = changes(deployed, edited, [item.q for item in questions])
+        before = summarise(questions, evaluate(deployed, questions))["all"]
+        after = summarise(questions, evaluate(edited, questions))["all"]
+        print(
+            f"\nlabelled questions ({settings.labelled_questions}): {len(found)} decisions change; "
+            f"correct direct answers {before['answered_correctly']:.1%} -> "
+            f"{after['answered_correctly']:.1%}"
+        )
+        for change in found:
+            print(f"  {change}")
+    recent = _recent_questions(settings)
+    if recent is None:
+        print("\nrecent questions: no conversation log to replay")
+        return 0
+    print(f"\nrecent talent questions (the last {len(recent)}):")
+    for language, figures in replay(deployed, edited, recent).items():
+        print(
+            f"  {language}: {figures.questions} replayed, {figures.answers_flipped} answers "
+            f"change, hand-offs {figures.handoffs_before} -> {figures.handoffs_after}"
+        )
+        for change in figures.examples:
+            print(f"    {change}")
     return 0
+
+
+def _recent_questions(settings: Settings) -> list[str] | None:
+    """The conversation log's latest talent questions, or None if there is no log to read."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return None
+
+    async def read() -> list[str]:
+        store = Store.open(settings.database_url)
+        try:
+            return await Tickets(store).recent_talent_questions(settings.replay_questions)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(read())
+    except (DBAPIError, OSError):
+        return None
 
 
 def _kb_reload(args: argparse.Namespace, settings: Settings) -> int:

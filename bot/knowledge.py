@@ -217,6 +217,7 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
     located: list[tuple[Entry, Path, _Mapping]] = []
     glossary: list[Term] = []
     out_of_scope: list[OutOfScope] = []
+    invalid_ids: set[str] = set()
     digest = hashlib.sha256()
     for path in files:
         raw = _read(path, problems)
@@ -236,8 +237,11 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
             entry = _validate(Entry, path, mapping, problems)
             if entry is not None:
                 located.append((entry, path, mapping))
+            elif isinstance(mapping.get("id"), str):
+                invalid_ids.add(mapping["id"])
 
-    problems.extend(_cross_entry_problems(located))
+    # An entry with a problem of its own is still known: pointing at it is not a second one.
+    problems.extend(_cross_entry_problems(located, invalid_ids))
     if problems:
         raise KnowledgeError(problems)
     entries = {entry.id: entry for entry, _, _ in located}
@@ -404,12 +408,16 @@ def _reason(item: Any) -> str:
         return "ids are lower-case words joined by '.' or '-'"
     if kind == "literal_error" and item["loc"] == ("topic",):
         return f"unknown topic; use one of {', '.join(TOPICS)}"
+    if kind == "tuple_type":
+        return "must be a list"
     if kind in ("date_from_datetime_parsing", "date_parsing", "date_type"):
         return "must be a date written YYYY-MM-DD"
     return item["msg"].removeprefix("Value error, ")
 
 
-def _cross_entry_problems(located: list[tuple[Entry, Path, _Mapping]]) -> list[Problem]:
+def _cross_entry_problems(
+    located: list[tuple[Entry, Path, _Mapping]], invalid_ids: set[str]
+) -> list[Problem]:
     problems: list[Problem] = []
     first_seen: dict[str, tuple[Path, int]] = {}
     for entry, path, mapping in located:
@@ -425,7 +433,7 @@ def _cross_entry_problems(located: list[tuple[Entry, Path, _Mapping]]) -> list[P
         else:
             first_seen[entry.id] = (path, mapping.key_lines["id"])
 
-    known = set(first_seen)
+    known = set(first_seen) | invalid_ids
     seen: dict[str, tuple[str, Language, int]] = {}
     for entry, path, mapping in located:
         for position, related in enumerate(entry.related):

@@ -209,3 +209,38 @@ def test_kb_reload_without_a_running_bot_says_so(tmp_path: Path) -> None:
     run = ipbot("kb", "reload", cwd=tmp_path)
     assert run.returncode == 1
     assert "no running bot found" in run.stderr
+
+
+def _drop_alternates(folder: Path, entry_id: str, count: int) -> None:
+    path = next(p for p in folder.glob("*.yaml") if f"id: {entry_id}\n" in p.read_text("utf-8"))
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = next(n for n, line in enumerate(lines) if line.strip() == f"- id: {entry_id}")
+    first = next(n for n in range(start, len(lines)) if lines[n].strip() == "alternates:") + 1
+    del lines[first : first + count]
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def test_kb_check_of_an_edit_lists_the_decisions_it_changes_and_replays_the_log(
+    tmp_path: Path,
+) -> None:
+    ipbot("chat", cwd=tmp_path, stdin="How long is a Chinese invention patent valid?\n专利\n")
+    edited = tmp_path / "edited"
+    shutil.copytree(bundled("knowledge"), edited)
+    _drop_alternates(edited, "patent.types-terms", 12)
+    run = ipbot("kb", "check", str(edited), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "decisions change; correct direct answers" in run.stdout
+    assert "used to answer patent.types-terms, now" in run.stdout
+    assert "recent talent questions (the last 2):" in run.stdout
+    assert "en: 1 replayed" in run.stdout
+    assert "zh: 1 replayed" in run.stdout
+
+
+def test_kb_check_of_an_edit_without_a_conversation_log_says_so(tmp_path: Path) -> None:
+    run = ipbot("kb", "check", str(bundled("knowledge")) + "/", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    edited = tmp_path / "edited"
+    shutil.copytree(bundled("knowledge"), edited)
+    run = ipbot("kb", "check", str(edited), cwd=tmp_path)
+    assert "0 decisions change" in run.stdout
+    assert "recent questions: no conversation log to replay" in run.stdout

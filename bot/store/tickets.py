@@ -343,6 +343,23 @@ class Tickets:
             )
             return [text for text in reversed(list(rows)) if text != ticket.question]
 
+    async def recent_talent_questions(self, count: int) -> list[str]:
+        """The last `count` questions talents asked the bot (typed, not picked), oldest first."""
+        async with self.store.transaction() as tx:
+            rows = await tx.session.scalars(
+                select(Message.text)
+                .join(User, User.id == Message.user_id)
+                .where(
+                    User.role == "talent",
+                    Message.direction == "in",
+                    Message.action.is_not(None),
+                    Message.button.is_(None),
+                )
+                .order_by(Message.id.desc())
+                .limit(count)
+            )
+            return list(reversed(list(rows)))
+
     async def ticket_messages(self, ticket_id: int) -> list[TicketMessage]:
         async with self.store.transaction() as tx:
             return list(
