@@ -211,6 +211,13 @@ class _Desk:
             return [self._say("mine", tickets=[_summary(t) for t in held])]
         if command == "reload" and self.expert.role == "staff":
             outcome = await asyncio.to_thread(reload, self.services, argument == "force")
+            await self.tickets.audit(
+                self.expert,
+                "reload",
+                outcome.version,
+                status=outcome.status,
+                forced=argument == "force",
+            )
             return [self._say("kb_" + outcome.status, outcome=outcome)]
         if command == "addexpert" and self.expert.role == "staff":
             return await self.add_expert(argument)

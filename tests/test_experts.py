@@ -307,3 +307,21 @@ async def test_the_case_card_shows_what_the_talent_asked_before_handing_off(
     await expert.tap(announcement, claim_label(announcement))
     [card] = await expert.read()
     assert "How do I register a trademark in China?" in card.text
+
+
+async def test_claims_releases_and_closes_are_in_the_audit_log(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    expert, _talent = await claimed_ticket(emulator, services, 2801, 3801)
+    await expert.send("/release 1")
+    await expert.read()
+    await expert.send("/claim 1")
+    await expert.read()
+    await expert.send("/close 1 Done")
+    await expert.read()
+    async with services.store.transaction() as tx:
+        events = [(e.action, e.subject) for e in await tx.session.scalars(select(AuditEvent))]
+    assert ("claim", "T-1") in events
+    assert ("release", "T-1") in events
+    assert ("close", "T-1") in events
+    assert ("role-change", "telegram:2801") in events

@@ -346,6 +346,7 @@ async def reload_and_tell(services: Services, force: bool = False) -> None:
     """Reload the knowledge base and tell staff the outcome (with every problem's place)."""
     # Building the new index takes a moment: off the event loop, so updates keep flowing.
     outcome = await asyncio.to_thread(reload, services, force)
+    await services.tickets.audit(None, "reload", outcome.version, status=outcome.status)
     await expert.tell_staff(services, "kb_" + outcome.status, outcome=outcome)
 
 

@@ -64,6 +64,7 @@ class Tickets:
                 .execution_options(synchronize_session=False)
             )
             if claimed.rowcount == 1:
+                await tx.audit(expert, "claim", f"T-{ticket_id}")
                 return "claimed"
             ticket = await session.get(Ticket, ticket_id)
             if ticket is None:
@@ -106,6 +107,8 @@ class Tickets:
                 .values(status="open", expert_id=None, claimed_at=None, announced_at=None)
                 .execution_options(synchronize_session=False)
             )
+            if released.rowcount == 1:
+                await tx.audit(expert, "release", f"T-{ticket_id}")
             return released.rowcount == 1
 
     async def close(
@@ -125,6 +128,7 @@ class Tickets:
             )
             if closed.rowcount != 1:
                 return None
+            await tx.audit(by, "close", f"T-{ticket_id}", reason=reason)
             return await tx.session.get(Ticket, ticket_id)
 
     async def get(self, ticket_id: int) -> Ticket | None:
@@ -278,6 +282,11 @@ class Tickets:
             await tx.session.execute(
                 update(User).where(User.id == expert.id).values(available=available)
             )
+
+    async def audit(self, actor: User | None, action: str, subject: str, **detail: object) -> None:
+        """Record an action that needs no other change (a reload, for example)."""
+        async with self.store.transaction() as tx:
+            await tx.audit(actor, action, subject, **detail)
 
     async def experts(self) -> list[User]:
         """Every expert and staff member."""
