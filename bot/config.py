@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     knowledge_check_seconds: float = Field(default=10, gt=0)
     reload_max_accuracy_drop: float = Field(default=2, ge=0, le=100)
     labelled_questions: Path | None = Field(default_factory=lambda: bundled_questions())
+    # Conversation messages older than this many days are deleted by a scheduled job.
+    retention_days: int = Field(default=365, gt=0)
     # How many recent talent questions `ipbot kb check DIR` replays against an edit.
     replay_questions: int = Field(default=500, ge=0)
     # Where `ipbot run` writes its process id, for `ipbot kb reload`.

@@ -14,7 +14,7 @@ from bot.intents import recognise
 from bot.knowledge import Entry, Language
 from bot.matching import Decision
 from bot.services import Services
-from bot.store import DuplicateInbound, Transaction
+from bot.store import DuplicateInbound, Transaction, privacy
 from bot.store.models import Message, Ticket, User
 from bot.store.tickets import Relay
 from bot.text import clean, detect_language, has_words
@@ -48,7 +48,8 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
                 replies = [turn.not_text(inbound.attachment.kind)]
             else:
                 replies = await turn.respond(inbound.button, text)
-            await tx.record_replies(user, replies, **turn.decision_fields())
+            if not turn.forgotten:
+                await tx.record_replies(user, replies, **turn.decision_fields())
     except DuplicateInbound:
         return []
     # What others must be told goes out only once this talent's side is safely stored.
@@ -93,6 +94,7 @@ class _Turn:
         self.afterwards: list[Callable[[], Awaitable[object]]] = []
         # One knowledge base for the whole turn, even if a reload swaps it meanwhile.
         self.matcher = self.services.matcher
+        self.forgotten = False
 
     def not_text(self, kind: str) -> OutMessage:
         """The reply to a photo, sticker, voice message …: photos and documents are kept (the
@@ -241,6 +243,12 @@ class _Turn:
             return [self._say("handoff_offer", buttons=[self._expert_button()], question=question)]
         if kind == "l" and argument in ("en", "zh"):
             return self._choose_language(argument)
+        if kind == "f" and argument == "yes":
+            await privacy.forget(self.tx, self.user)
+            self.forgotten = True
+            return [self._say("forgotten")]
+        if kind == "f" and argument == "no":
+            return [self._say("forget_cancelled")]
         if kind == "k" and argument in ("name", "contacts"):
             return await self._consent(argument)
         ticket_id, _, stars = argument.partition(":")
@@ -286,6 +294,19 @@ class _Turn:
             ]
         if command == "expert":
             return await self._request_expert()
+        if command == "mydata":
+            stored = await privacy.holdings(self.tx, self.user)
+            return [self._say("mydata", stored=stored)]
+        if command == "forget":
+            return [
+                self._say(
+                    "forget_confirm",
+                    buttons=[
+                        Button(self._label("forget_yes"), self._payload("f", "yes")),
+                        Button(self._label("forget_no"), self._payload("f", "no")),
+                    ],
+                )
+            ]
         if command in EXPERT_COMMANDS:
             await self.tx.audit(self.user, "refused", f"/{command}", reason="not an expert")
             return [self._say("not_expert")]

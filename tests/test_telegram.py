@@ -43,6 +43,8 @@ async def test_start_greets_in_the_users_language_and_offers_a_choice(
         "language",
         "expert",
         "privacy",
+        "mydata",
+        "forget",
     ]
 
 

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from aiolimiter import AsyncLimiter
@@ -41,10 +42,12 @@ from bot.knowledge import LANGUAGES, Language
 from bot.reload import fingerprint, reload
 from bot.router import route
 from bot.services import Services
+from bot.store import privacy
+from bot.store.models import utcnow
 from handlers import expert
 
 CHANNEL = "telegram"
-COMMANDS = ("start", "help", "language", "expert", "privacy")
+COMMANDS = ("start", "help", "language", "expert", "privacy", "mydata", "forget")
 WEBHOOK_PATH = "telegram"
 _log = logging.getLogger(__name__)
 
@@ -79,6 +82,9 @@ def build_application(settings: Settings, services: Services) -> Application:
     # Soon after start, so what fell due while the bot was down is done at once.
     application.job_queue.run_repeating(
         _check_service_levels, interval=settings.sla_check_seconds, first=1, name="sla"
+    )
+    application.job_queue.run_repeating(
+        _purge_old_conversations, interval=6 * 3600, first=60, name="retention"
     )
     application.job_queue.run_repeating(
         _watch_knowledge,
@@ -329,6 +335,14 @@ async def _check_service_levels(context: ContextTypes.DEFAULT_TYPE) -> None:
     done = await sla.check(_services(context.application))
     if done:
         _log.info("Service levels: %s", done)
+
+
+async def _purge_old_conversations(context: ContextTypes.DEFAULT_TYPE) -> None:
+    services = _services(context.application)
+    before = utcnow() - timedelta(days=services.settings.retention_days)
+    purged = await privacy.purge(services.store, before)
+    if purged:
+        _log.info("Purged %d messages older than %s", purged, before.date())
 
 
 async def _watch_knowledge(context: ContextTypes.DEFAULT_TYPE) -> None:
