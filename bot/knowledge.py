@@ -338,11 +338,23 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _co
 def _mappings(path: Path, raw: bytes, key: str, problems: list[Problem]) -> list[_Mapping]:
     """The mappings listed under the file's one top-level `key`."""
     try:
+        # Anchors and aliases have no use in knowledge files, and nested ones can expand
+        # into billions of nodes (a "YAML bomb"): refuse them before building anything.
+        for event in yaml.parse(raw, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                line = event.start_mark.line + 1
+                reason = "YAML anchors and aliases (& and *) are not allowed"
+                problems.append(Problem(path, line, reason))
+                return []
         document = yaml.load(raw, Loader=_LineLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else 0
         problems.append(Problem(path, line, f"malformed YAML: {error.problem or error}"))
+        return []
+    except yaml.reader.ReaderError as error:
+        line = raw.decode("utf-8")[: error.position].count("\n") + 1
+        problems.append(Problem(path, line, "malformed YAML: a control character (binary data?)"))
         return []
     except yaml.YAMLError as error:
         problems.append(Problem(path, 0, f"malformed YAML: {error}"))

@@ -192,3 +192,26 @@ def test_files_in_sub_folders_are_not_loaded(tmp_path: Path) -> None:
     (tmp_path / "kb" / "drafts").mkdir()
     write(tmp_path / "kb" / "drafts", "draft.yaml", "not: [valid")
     assert len(load_knowledge(tmp_path / "kb")) == len(load_knowledge(bundled("knowledge")))
+
+
+def test_a_yaml_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    bomb = ["entries:", '  - a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    bomb += [f"    {chr(98 + n)}: &{chr(98 + n)} [*{chr(97 + n)},*{chr(97 + n)},*{chr(97 + n)},*{chr(97 + n)}]" for n in range(8)]  # fmt: skip
+    path = write(tmp_path, "bomb.yaml", "\n".join(bomb) + "\n")
+    assert problems(tmp_path) == [f"{path}:2: YAML anchors and aliases (& and *) are not allowed"]
+
+
+def test_an_oversized_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as handle:
+        handle.truncate(50 * 1024 * 1024)
+    [problem] = problems(tmp_path)
+    assert problem.startswith(f"{path}:0: file is 52428800 bytes; the limit is")
+
+
+def test_a_binary_file_and_a_tab_are_reported_with_their_line(tmp_path: Path) -> None:
+    (tmp_path / "binary.yaml").write_bytes(b"entries:\n  - id: x\x00\x01\x02\n")
+    write(tmp_path, "tabs.yaml", entry().replace("    topic: patents", "\ttopic: patents"))
+    found = problems(tmp_path)
+    assert any("binary.yaml:2: malformed YAML" in p for p in found)
+    assert any("tabs.yaml:3: malformed YAML" in p for p in found)
