@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     knowledge_check_seconds: float = Field(default=10, gt=0)
     reload_max_accuracy_drop: float = Field(default=2, ge=0, le=100)
     labelled_questions: Path | None = Field(default_factory=lambda: bundled_questions())
+    # Staff are told weekly which entries were last reviewed longer ago than this.
+    stale_after_days: int = Field(default=180, gt=0)
     # Conversation messages older than this many days are deleted by a scheduled job.
     retention_days: int = Field(default=365, gt=0)
     # How many recent talent questions `ipbot kb check DIR` replays against an edit.

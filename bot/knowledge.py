@@ -195,6 +195,12 @@ class KnowledgeBase:
         """The entry with this id, if the set has it."""
         return self.entries.get(entry_id)
 
+    def reviewed_before(self, day: date) -> list[Entry]:
+        """Entries last checked against their sources before `day`, oldest first."""
+        return sorted(
+            (entry for entry in self if entry.reviewed < day), key=lambda e: (e.reviewed, e.id)
+        )
+
 
 GLOSSARY_FILE = "glossary.yaml"
 OUT_OF_SCOPE_FILE = "out-of-scope.yaml"

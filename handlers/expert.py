@@ -8,6 +8,7 @@ agreed to show), never their channel id or username.
 import asyncio
 import logging
 import re
+from datetime import date, timedelta
 
 from markupsafe import Markup
 
@@ -52,6 +53,15 @@ async def tell_staff(services: Services, template: str, **context: object) -> No
             language = _language_of(member)
             text = services.templates.render(language, template, **context)
             await send_to(services, member, OutMessage(text=text, language=language))
+
+
+async def report_stale(services: Services, today: date) -> int:
+    """Tell staff which entries were last reviewed too long ago, and what they cite."""
+    before = today - timedelta(days=services.settings.stale_after_days)
+    stale = services.matcher.knowledge.reviewed_before(before)
+    if stale:
+        await tell_staff(services, "stale_entries", entries=stale, before=before.isoformat())
+    return len(stale)
 
 
 async def announce(ticket_id: int, services: Services, skip: User | None = None) -> None:

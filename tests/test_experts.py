@@ -1,6 +1,7 @@
 """Volunteer experts end to end: the real PTB Application, the Bot API emulator, both stores."""
 
 import asyncio
+from datetime import date
 
 from sqlalchemy import select
 from telegram.ext import Application
@@ -8,6 +9,7 @@ from telegram.ext import Application
 from bot.channels.telegram import build_application
 from bot.services import Services
 from bot.store.models import AuditEvent, Ticket
+from handlers import expert as expert_handlers
 from tests.botapi import BotApiEmulator, Phone, Sent
 from tests.conftest import start_polling, stop, telegram_settings
 from tests.test_telegram import QUESTION
@@ -325,3 +327,17 @@ async def test_claims_releases_and_closes_are_in_the_audit_log(
     assert ("release", "T-1") in events
     assert ("close", "T-1") in events
     assert ("role-change", "telegram:2801") in events
+
+
+async def test_staff_are_told_which_entries_are_stale_and_what_they_cite(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    await services.tickets.appoint_staff("telegram", "2901")
+    staff = emulator.phone(2901)
+    assert await expert_handlers.report_stale(services, date(2026, 12, 1)) == 0
+    count = await expert_handlers.report_stale(services, date(2030, 1, 1))
+    assert count == len(services.matcher.knowledge)
+    messages = await staff.read()
+    text = "\n".join(m.text for m in messages)
+    assert "agent-exam.foreigners, reviewed 2026-11-24" in text
+    assert "国知办函运字〔2021〕517号" in text

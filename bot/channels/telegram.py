@@ -84,6 +84,9 @@ def build_application(settings: Settings, services: Services) -> Application:
         _check_service_levels, interval=settings.sla_check_seconds, first=1, name="sla"
     )
     application.job_queue.run_repeating(
+        _report_stale_entries, interval=7 * 24 * 3600, first=300, name="staleness"
+    )
+    application.job_queue.run_repeating(
         _purge_old_conversations, interval=6 * 3600, first=60, name="retention"
     )
     application.job_queue.run_repeating(
@@ -335,6 +338,10 @@ async def _check_service_levels(context: ContextTypes.DEFAULT_TYPE) -> None:
     done = await sla.check(_services(context.application))
     if done:
         _log.info("Service levels: %s", done)
+
+
+async def _report_stale_entries(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await expert.report_stale(_services(context.application), utcnow().date())
 
 
 async def _purge_old_conversations(context: ContextTypes.DEFAULT_TYPE) -> None:
