@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from bot.evaluation import (
 from bot.knowledge import TOPICS, KnowledgeBase, KnowledgeError, load_knowledge
 from bot.matching import Matcher
 from bot.regression import changes, replay
+from bot.reports import Gap, as_csv, as_markdown, unanswered
 from bot.services import build_services, thresholds_from
 from bot.store import Store
 from bot.store.models import User
@@ -138,6 +140,14 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--staff", action="store_true", help="staff: may also close any ticket")
     add.set_defaults(run=_experts_add)
     experts.add_parser("list", help="every expert and staff member").set_defaults(run=_experts_list)
+
+    report = commands.add_parser("report", help="reports for staff").add_subparsers(
+        title="report commands", required=True, metavar="REPORT"
+    )
+    gaps = report.add_parser("unanswered", help="what the bot could not answer, grouped")
+    gaps.add_argument("--since", type=_day, help="only questions from this day on (YYYY-MM-DD)")
+    gaps.add_argument("--format", choices=("md", "csv"), default="md")
+    gaps.set_defaults(run=_report_unanswered)
 
     db = commands.add_parser("db", help="the database").add_subparsers(
         title="db commands", required=True, metavar="DB_COMMAND"
@@ -381,6 +391,29 @@ def _experts_list(args: argparse.Namespace, settings: Settings) -> int:
             f"{user.role:6} {user.channel}:{user.external_id:12} {user.display_name or '':16} "
             f"{specialties} [{','.join(user.expert_languages)}] {state}"
         )
+    return 0
+
+
+def _day(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _report_unanswered(args: argparse.Namespace, settings: Settings) -> int:
+    matcher = _matcher(settings)
+
+    async def run() -> list[Gap]:
+        store = Store.open(settings.database_url)
+        try:
+            await _prepare_store(store)
+            return await unanswered(store, matcher, args.since)
+        finally:
+            await store.close()
+
+    gaps = _with_database(settings, run())
+    print(as_csv(gaps) if args.format == "csv" else as_markdown(gaps))
     return 0
 
 

@@ -16,6 +16,7 @@ from bot.conversation import Button, Inbound, OutMessage, Recipient, Unreachable
 from bot.knowledge import TOPICS, Language
 from bot.redact import deadlines, mask_contacts
 from bot.reload import reload
+from bot.reports import unanswered
 from bot.services import Services
 from bot.store import DuplicateInbound
 from bot.store.models import Ticket, User
@@ -229,6 +230,9 @@ class _Desk:
                 forced=argument == "force",
             )
             return [self._say("kb_" + outcome.status, outcome=outcome)]
+        if command == "unanswered" and self.expert.role == "staff":
+            gaps = await unanswered(self.services.store, self.services.matcher)
+            return [self._say("unanswered", gaps=gaps[:10])]
         if command == "addexpert" and self.expert.role == "staff":
             return await self.add_expert(argument)
         if command == "keytalent" and self.expert.role == "staff" and number.isdigit():

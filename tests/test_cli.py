@@ -244,3 +244,28 @@ def test_kb_check_of_an_edit_without_a_conversation_log_says_so(tmp_path: Path) 
     run = ipbot("kb", "check", str(edited), cwd=tmp_path)
     assert "0 decisions change" in run.stdout
     assert "recent questions: no conversation log to replay" in run.stdout
+
+
+def test_report_unanswered_groups_similar_questions_with_the_nearest_entry(
+    tmp_path: Path,
+) -> None:
+    asked = [
+        "How do I register a drone with aviation authorities?",
+        "how do i register my drone with the aviation authority",
+        "How to register a drone with the aviation authorities in Beijing?",
+        "Where can I buy a bicycle near Wudaokou?",
+        "Can a foreigner take the patent agent exam?",
+    ]
+    ipbot("chat", cwd=tmp_path, stdin="\n".join(asked) + "\n")
+    report = ipbot("report", "unanswered", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    rows = [
+        line for line in report.stdout.splitlines() if line.startswith("| ") and "asked" not in line
+    ]
+    assert rows[0].startswith("| 3 | How do I register a drone")
+    assert "patent agent exam" not in report.stdout
+    as_csv = ipbot("report", "unanswered", "--format", "csv", "--since", "2020-01-01", cwd=tmp_path)
+    assert as_csv.stdout.splitlines()[0] == "asked,question,nearest_entry,also_asked_as"
+    bad_day = ipbot("report", "unanswered", "--since", "yesterday", cwd=tmp_path)
+    assert bad_day.returncode == 2
+    assert "not a date (YYYY-MM-DD)" in bad_day.stderr

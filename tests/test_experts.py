@@ -341,3 +341,19 @@ async def test_staff_are_told_which_entries_are_stale_and_what_they_cite(
     text = "\n".join(m.text for m in messages)
     assert "agent-exam.foreigners, reviewed 2026-11-24" in text
     assert "国知办函运字〔2021〕517号" in text
+
+
+async def test_staff_see_the_top_unanswered_questions_in_the_chat(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    await services.tickets.appoint_staff("telegram", "2902")
+    staff, talent = emulator.phone(2902), emulator.phone(3902)
+    await staff.send("/unanswered")
+    [empty] = await staff.read()
+    assert "Nothing unanswered so far" in empty.text
+    for question in ("Can I patent a recipe for dumplings?", "can i patent my dumpling recipe"):
+        await talent.send(question)
+        await talent.read()
+    await staff.send("/unanswered")
+    [top] = await staff.read()
+    assert "2× Can I patent a recipe for dumplings?" in top.text
