@@ -30,7 +30,16 @@ from bot.evaluation import (
 from bot.knowledge import TOPICS, KnowledgeBase, KnowledgeError, load_knowledge
 from bot.matching import Matcher
 from bot.regression import changes, replay
-from bot.reports import Gap, as_csv, as_markdown, unanswered
+from bot.reports import (
+    Gap,
+    Stats,
+    as_csv,
+    as_markdown,
+    stats,
+    stats_as_csv,
+    stats_as_text,
+    unanswered,
+)
 from bot.services import build_services, thresholds_from
 from bot.store import Store
 from bot.store.models import User
@@ -148,6 +157,10 @@ def _parser() -> argparse.ArgumentParser:
     gaps.add_argument("--since", type=_day, help="only questions from this day on (YYYY-MM-DD)")
     gaps.add_argument("--format", choices=("md", "csv"), default="md")
     gaps.set_defaults(run=_report_unanswered)
+    figures = report.add_parser("stats", help="questions, decisions, tickets, ratings")
+    figures.add_argument("--since", type=_day, help="only from this day on (YYYY-MM-DD)")
+    figures.add_argument("--format", choices=("table", "csv"), default="table")
+    figures.set_defaults(run=_report_stats)
 
     db = commands.add_parser("db", help="the database").add_subparsers(
         title="db commands", required=True, metavar="DB_COMMAND"
@@ -414,6 +427,20 @@ def _report_unanswered(args: argparse.Namespace, settings: Settings) -> int:
 
     gaps = _with_database(settings, run())
     print(as_csv(gaps) if args.format == "csv" else as_markdown(gaps))
+    return 0
+
+
+def _report_stats(args: argparse.Namespace, settings: Settings) -> int:
+    async def run() -> Stats:
+        store = Store.open(settings.database_url)
+        try:
+            await _prepare_store(store)
+            return await stats(store, args.since)
+        finally:
+            await store.close()
+
+    figures = _with_database(settings, run())
+    print(stats_as_csv(figures) if args.format == "csv" else stats_as_text(figures))
     return 0
 
 

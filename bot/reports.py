@@ -1,7 +1,8 @@
-"""Reports for staff: what the bot could not answer, grouped so the biggest gaps show first."""
+"""Reports for staff: what the bot could not answer (biggest gaps first), and the figures."""
 
 import csv
 import io
+import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -11,7 +12,7 @@ from sqlalchemy import or_, select
 from bot.matching import Matcher
 from bot.matching.normalize import Normalizer
 from bot.store import Store
-from bot.store.models import Feedback, Message, User
+from bot.store.models import Feedback, Message, Ticket, User
 
 SIMILAR = 70.0
 
@@ -79,4 +80,128 @@ def as_csv(gaps: list[Gap]) -> str:
     writer.writerow(["asked", "question", "nearest_entry", "also_asked_as"])
     for gap in gaps:
         writer.writerow([gap.count, gap.question, gap.nearest or "", " | ".join(gap.questions[1:])])
+    return out.getvalue()
+
+
+@dataclass
+class Stats:
+    """The figures staff follow: questions, decisions, helpfulness, tickets, experts."""
+
+    questions_per_day: dict[str, int] = field(default_factory=dict)
+    decisions: dict[str, int] = field(default_factory=dict)
+    languages: dict[str, int] = field(default_factory=dict)
+    helpful_by_entry: dict[str, tuple[int, int]] = field(default_factory=dict)
+    tickets: dict[str, int] = field(default_factory=dict)
+    median_minutes_to_claim: float | None = None
+    median_minutes_to_close: float | None = None
+    ratings_by_expert: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+
+async def stats(store: Store, since: datetime | None = None) -> Stats:
+    """Figures since `since` (all time by default)."""
+    figures = Stats()
+    async with store.transaction() as tx:
+        asked = (
+            select(Message)
+            .join(User, User.id == Message.user_id)
+            .where(
+                User.role == "talent",
+                Message.direction == "in",
+                Message.action.is_not(None),
+                Message.button.is_(None),
+            )
+        )
+        feedback = select(Feedback)
+        tickets = select(Ticket)
+        if since is not None:
+            asked = asked.where(Message.created_at >= since)
+            feedback = feedback.where(Feedback.created_at >= since)
+            tickets = tickets.where(Ticket.created_at >= since)
+        for message in await tx.session.scalars(asked):
+            day = message.created_at.date().isoformat()
+            figures.questions_per_day[day] = figures.questions_per_day.get(day, 0) + 1
+            action = message.action or ""
+            figures.decisions[action] = figures.decisions.get(action, 0) + 1
+            figures.languages[message.language] = figures.languages.get(message.language, 0) + 1
+        for verdict in await tx.session.scalars(feedback):
+            helpful, total = figures.helpful_by_entry.get(verdict.entry_id, (0, 0))
+            figures.helpful_by_entry[verdict.entry_id] = (helpful + verdict.helpful, total + 1)
+        to_claim, to_close, ratings = [], [], {}
+        for ticket in await tx.session.scalars(tickets):
+            figures.tickets["opened"] = figures.tickets.get("opened", 0) + 1
+            if ticket.claimed_at is not None or ticket.expert_id is not None:
+                figures.tickets["claimed"] = figures.tickets.get("claimed", 0) + 1
+            if ticket.claimed_at is not None:
+                to_claim.append((ticket.claimed_at - ticket.created_at).total_seconds() / 60)
+            if ticket.status == "closed" and ticket.closed_at is not None:
+                figures.tickets["closed"] = figures.tickets.get("closed", 0) + 1
+                to_close.append((ticket.closed_at - ticket.created_at).total_seconds() / 60)
+            if ticket.rating is not None and ticket.expert_id is not None:
+                ratings.setdefault(ticket.expert_id, []).append(ticket.rating)
+        names = {
+            user.id: user.display_name or f"{user.channel}:{user.external_id}"
+            for user in await tx.session.scalars(select(User).where(User.id.in_(ratings)))
+        }
+    figures.median_minutes_to_claim = _median(to_claim)
+    figures.median_minutes_to_close = _median(to_close)
+    figures.ratings_by_expert = {
+        names[expert]: (round(sum(given) / len(given), 2), len(given))
+        for expert, given in ratings.items()
+    }
+    return figures
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
+
+
+def stats_as_text(figures: Stats) -> str:
+    """The figures as small tables for a terminal."""
+    out = ["questions per day:"]
+    out += [f"  {day}  {count:6}" for day, count in sorted(figures.questions_per_day.items())]
+    out.append("decisions:")
+    out += [
+        f"  {name:10} {figures.decisions.get(name, 0):6}"
+        for name in ("answer", "clarify", "handoff")
+    ]
+    out.append("languages:")
+    out += [f"  {name:10} {count:6}" for name, count in sorted(figures.languages.items())]
+    out.append("helpful rate per entry:")
+    out += [
+        f"  {entry:32} {helpful}/{total}"
+        for entry, (helpful, total) in sorted(figures.helpful_by_entry.items())
+    ]
+    out.append("tickets:")
+    out += [
+        f"  {name:10} {figures.tickets.get(name, 0):6}" for name in ("opened", "claimed", "closed")
+    ]
+    out.append(f"median minutes to claim: {figures.median_minutes_to_claim}")
+    out.append(f"median minutes to close: {figures.median_minutes_to_close}")
+    out.append("ratings per expert:")
+    out += [
+        f"  {name:20} {average} ({count})"
+        for name, (average, count) in sorted(figures.ratings_by_expert.items())
+    ]
+    return "\n".join(out)
+
+
+def stats_as_csv(figures: Stats) -> str:
+    """The figures as CSV rows: figure, key, value."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["figure", "key", "value"])
+    for day, count in sorted(figures.questions_per_day.items()):
+        writer.writerow(["questions", day, count])
+    for name, count in sorted(figures.decisions.items()):
+        writer.writerow(["decision", name, count])
+    for name, count in sorted(figures.languages.items()):
+        writer.writerow(["language", name, count])
+    for entry, (helpful, total) in sorted(figures.helpful_by_entry.items()):
+        writer.writerow(["helpful", entry, f"{helpful}/{total}"])
+    for name, count in sorted(figures.tickets.items()):
+        writer.writerow(["tickets", name, count])
+    writer.writerow(["median_minutes", "to_claim", figures.median_minutes_to_claim])
+    writer.writerow(["median_minutes", "to_close", figures.median_minutes_to_close])
+    for name, (average, count) in sorted(figures.ratings_by_expert.items()):
+        writer.writerow(["rating", name, f"{average} ({count})"])
     return out.getvalue()

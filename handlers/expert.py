@@ -16,7 +16,7 @@ from bot.conversation import Button, Inbound, OutMessage, Recipient, Unreachable
 from bot.knowledge import TOPICS, Language
 from bot.redact import deadlines, mask_contacts
 from bot.reload import reload
-from bot.reports import unanswered
+from bot.reports import stats, stats_as_text, unanswered
 from bot.services import Services
 from bot.store import DuplicateInbound
 from bot.store.models import Ticket, User
@@ -233,6 +233,8 @@ class _Desk:
         if command == "unanswered" and self.expert.role == "staff":
             gaps = await unanswered(self.services.store, self.services.matcher)
             return [self._say("unanswered", gaps=gaps[:10])]
+        if command == "stats" and self.expert.role == "staff":
+            return [self._say("stats", text=stats_as_text(await stats(self.services.store)))]
         if command == "addexpert" and self.expert.role == "staff":
             return await self.add_expert(argument)
         if command == "keytalent" and self.expert.role == "staff" and number.isdigit():

@@ -269,3 +269,13 @@ def test_report_unanswered_groups_similar_questions_with_the_nearest_entry(
     bad_day = ipbot("report", "unanswered", "--since", "yesterday", cwd=tmp_path)
     assert bad_day.returncode == 2
     assert "not a date (YYYY-MM-DD)" in bad_day.stderr
+
+
+def test_report_stats_prints_tables_and_csv(tmp_path: Path) -> None:
+    ipbot("chat", cwd=tmp_path, stdin="Can a foreigner take the patent agent exam?\npatent\n")
+    table = ipbot("report", "stats", cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "decisions:" in table.stdout
+    assert "clarify         1" in table.stdout
+    as_csv = ipbot("report", "stats", "--format", "csv", cwd=tmp_path)
+    assert "decision,answer,1" in as_csv.stdout
