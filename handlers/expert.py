@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from markupsafe import Markup
 
 from bot.conversation import Button, Inbound, OutMessage, Recipient, Unreachable
+from bot.drafts import write_draft
 from bot.knowledge import TOPICS, Language
 from bot.redact import deadlines, mask_contacts
 from bot.reload import reload
@@ -198,6 +199,8 @@ class _Desk:
             return await self.claim(int(argument))
         if kind == "r":
             return await self.release(int(argument))
+        if kind == "d":
+            return await self.draft(int(argument))
         return [self._say("button_expired")]
 
     async def command(self, text: str) -> list[OutMessage]:
@@ -346,7 +349,34 @@ class _Desk:
                     buttons=rating,
                 ),
             )
-        return [self._say("closed", ticket=ticket_id)]
+        draft = Button(self._label("draft"), f"{PAYLOAD_VERSION}:d:{ticket_id}")
+        return [self._say("closed", buttons=[draft], ticket=ticket_id)]
+
+    async def draft(self, ticket_id: int) -> list[OutMessage]:
+        """Write a draft entry from the expert's answers on a closed ticket; tell staff."""
+        ticket = await self.tickets.get(ticket_id)
+        allowed = ticket is not None and (
+            ticket.expert_id == self.expert.id or self.expert.role == "staff"
+        )
+        if ticket is None or not allowed or ticket.status != "closed":
+            return [self._say("not_your_ticket", ticket=ticket_id)]
+        answers = [
+            m.text
+            for m in await self.tickets.ticket_messages(ticket_id)
+            if m.sender_id == ticket.expert_id
+        ]
+        path = await asyncio.to_thread(
+            write_draft,
+            self.services.settings.knowledge_dir,
+            ticket_id,
+            ticket.question,
+            "\n\n".join(answers) or ticket.summary or "",
+            ticket.topic,
+            ticket.language,
+        )
+        await self.tickets.audit(self.expert, "draft", f"T-{ticket_id}", path=str(path))
+        await tell_staff(self.services, "draft_written", ticket=ticket_id, path=str(path))
+        return [self._say("draft_done", ticket=ticket_id)]
 
     async def relay(self, text: str, source_key: str) -> list[OutMessage]:
         if not text:

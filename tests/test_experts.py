@@ -1,12 +1,18 @@
 """Volunteer experts end to end: the real PTB Application, the Bot API emulator, both stores."""
 
 import asyncio
+import json
+import shutil
 from datetime import date
+from pathlib import Path
 
+import yaml
 from sqlalchemy import select
 from telegram.ext import Application
 
 from bot.channels.telegram import build_application
+from bot.knowledge import load_knowledge
+from bot.paths import bundled
 from bot.services import Services
 from bot.store.models import AuditEvent, Ticket
 from handlers import expert as expert_handlers
@@ -357,3 +363,37 @@ async def test_staff_see_the_top_unanswered_questions_in_the_chat(
     await staff.send("/unanswered")
     [top] = await staff.read()
     assert "2× Can I patent a recipe for dumplings?" in top.text
+
+
+async def test_an_expert_drafts_an_entry_from_a_closed_ticket_and_staff_are_told(
+    emulator: BotApiEmulator, services: Services, tmp_path: Path
+) -> None:
+    folder = tmp_path / "knowledge"
+    shutil.copytree(bundled("knowledge"), folder)
+    settings = telegram_settings(emulator, knowledge_dir=folder)
+    services.settings = settings
+    app = build_application(settings, services)
+    await start_polling(app)
+    try:
+        await services.tickets.appoint_staff("telegram", "2951")
+        expert, talent = await claimed_ticket(emulator, services, 2952, 3952)
+        await expert.send("Yes, under the pilot: ask the Beijing IP Office.")
+        await talent.read()
+        await expert.send("/close 1 Explained the pilot")
+        [closed] = await expert.read()
+        await expert.tap(closed, "Draft a knowledge-base entry from this")
+        [thanks] = await expert.read()
+        assert "is with staff" in thanks.text
+        staff = emulator.phone(2951)
+        await emulator.wait_for(
+            lambda: any("drafts/ticket-1.yaml" in m.text for m in staff.received)
+        )
+    finally:
+        await stop(app)
+    draft = yaml.safe_load((folder / "drafts" / "ticket-1.yaml").read_text(encoding="utf-8"))
+    [entry] = draft["entries"]
+    assert entry["en"]["question"] == QUESTION
+    assert entry["en"]["answer"] == "Yes, under the pilot: ask the Beijing IP Office."
+    [line] = (folder / "drafts" / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(line) == {"q": QUESTION, "expect": "draft.ticket-1"}
+    assert len(load_knowledge(folder)) == len(load_knowledge(bundled("knowledge")))
