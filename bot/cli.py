@@ -33,11 +33,13 @@ from bot.regression import changes, replay
 from bot.reports import (
     Gap,
     Stats,
+    Suggestion,
     as_csv,
     as_markdown,
     stats,
     stats_as_csv,
     stats_as_text,
+    suggested_alternates,
     unanswered,
 )
 from bot.services import build_services, thresholds_from
@@ -157,6 +159,9 @@ def _parser() -> argparse.ArgumentParser:
     gaps.add_argument("--since", type=_day, help="only questions from this day on (YYYY-MM-DD)")
     gaps.add_argument("--format", choices=("md", "csv"), default="md")
     gaps.set_defaults(run=_report_unanswered)
+    report.add_parser(
+        "alternates", help="talents' wordings worth adding as alternates of an entry"
+    ).set_defaults(run=_report_alternates)
     figures = report.add_parser("stats", help="questions, decisions, tickets, ratings")
     figures.add_argument("--since", type=_day, help="only from this day on (YYYY-MM-DD)")
     figures.add_argument("--format", choices=("table", "csv"), default="table")
@@ -427,6 +432,23 @@ def _report_unanswered(args: argparse.Namespace, settings: Settings) -> int:
 
     gaps = _with_database(settings, run())
     print(as_csv(gaps) if args.format == "csv" else as_markdown(gaps))
+    return 0
+
+
+def _report_alternates(args: argparse.Namespace, settings: Settings) -> int:
+    matcher = _matcher(settings)
+
+    async def run() -> list[Suggestion]:
+        store = Store.open(settings.database_url)
+        try:
+            await _prepare_store(store)
+            return await suggested_alternates(store, matcher)
+        finally:
+            await store.close()
+
+    print("| entry | suggested alternate | seen as |\n|---|---|---|")
+    for suggestion in _with_database(settings, run()):
+        print(f"| {suggestion.entry_id} | {suggestion.phrasing} | {suggestion.reason} |")
     return 0
 
 

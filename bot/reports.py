@@ -5,10 +5,12 @@ import io
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 
 from rapidfuzz import fuzz
 from sqlalchemy import or_, select
 
+from bot.knowledge import LANGUAGES
 from bot.matching import Matcher
 from bot.matching.normalize import Normalizer
 from bot.store import Store
@@ -205,3 +207,49 @@ def stats_as_csv(figures: Stats) -> str:
     for name, (average, count) in sorted(figures.ratings_by_expert.items()):
         writer.writerow(["rating", name, f"{average} ({count})"])
     return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A talent's wording that could become an alternate phrasing of an entry."""
+
+    entry_id: str
+    phrasing: str
+    reason: str
+
+
+async def suggested_alternates(store: Store, matcher: Matcher) -> list[Suggestion]:
+    """Wordings the bot met that lead to an entry: questions whose talent then picked the
+    entry from a list, and experts' tickets whose question the matcher ties to an entry.
+    Only a report: the files change when staff edit them."""
+    fold = Normalizer().fold
+    known = {
+        fold(phrasing)
+        for entry in matcher.knowledge
+        for language in LANGUAGES
+        for phrasing in entry.text(language).phrasings
+    }
+    found: dict[tuple[str, str], Suggestion] = {}
+
+    def offer(entry_id: str | None, phrasing: str, reason: str) -> None:
+        if entry_id and phrasing and fold(phrasing) not in known:
+            found.setdefault((entry_id, fold(phrasing)), Suggestion(entry_id, phrasing, reason))
+
+    async with store.transaction() as tx:
+        inbound = list(
+            await tx.session.scalars(
+                select(Message)
+                .where(Message.direction == "in")
+                .order_by(Message.user_id, Message.id)
+            )
+        )
+        closed = list(await tx.session.scalars(select(Ticket).where(Ticket.status == "closed")))
+    for asked, then in pairwise(inbound):
+        picked = (then.button or "").startswith("1:e:") and asked.user_id == then.user_id
+        if picked and asked.action == "clarify":
+            offer((then.button or "")[4:], asked.text, "picked from a list")
+    for ticket in closed:
+        decision = matcher.decide(ticket.question)
+        if decision.candidates and decision.action != "handoff":
+            offer(decision.candidates[0].entry_id, ticket.question, f"expert ticket #T-{ticket.id}")
+    return sorted(found.values(), key=lambda s: (s.entry_id, s.phrasing))

@@ -279,3 +279,11 @@ def test_report_stats_prints_tables_and_csv(tmp_path: Path) -> None:
     assert "clarify         1" in table.stdout
     as_csv = ipbot("report", "stats", "--format", "csv", cwd=tmp_path)
     assert "decision,answer,1" in as_csv.stdout
+
+
+def test_report_alternates_offers_a_wording_picked_from_a_list(tmp_path: Path) -> None:
+    ipbot("chat", cwd=tmp_path, stdin="trademark\n1\n")
+    report = ipbot("report", "alternates", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    [row] = [line for line in report.stdout.splitlines()[2:] if line.startswith("| ")]
+    assert row.endswith("| trademark | picked from a list |")
