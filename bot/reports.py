@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from bot.knowledge import LANGUAGES
 from bot.matching import Matcher
 from bot.matching.normalize import Normalizer
-from bot.store import Store
+from bot.store import Store, typed_talent_questions
 from bot.store.models import Feedback, Message, Ticket, User
 
 SIMILAR = 70.0
@@ -103,16 +103,7 @@ async def stats(store: Store, since: datetime | None = None) -> Stats:
     """Figures since `since` (all time by default)."""
     figures = Stats()
     async with store.transaction() as tx:
-        asked = (
-            select(Message)
-            .join(User, User.id == Message.user_id)
-            .where(
-                User.role == "talent",
-                Message.direction == "in",
-                Message.action.is_not(None),
-                Message.button.is_(None),
-            )
-        )
+        asked = typed_talent_questions(Message)
         feedback = select(Feedback)
         tickets = select(Ticket)
         if since is not None:

@@ -22,6 +22,7 @@ from telegram import (
     InlineKeyboardMarkup,
     LinkPreviewOptions,
     Update,
+    User,
 )
 from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Conflict, Forbidden, TelegramError
@@ -395,19 +396,26 @@ async def _reply(context: ContextTypes.DEFAULT_TYPE, chat_id: int, inbound: Inbo
         await outbox.send_to_chat(chat_id, reply)
 
 
+def _inbound(
+    update: Update, user: User, text: str, attachment: Attachment | None = None
+) -> Inbound:
+    """A message update as an Inbound; its update id makes a redelivery recognisable."""
+    return Inbound(
+        channel=CHANNEL,
+        user_key=str(user.id),
+        message_key=f"update:{update.update_id}",
+        text=text,
+        language_hint=user.language_code,
+        display_name=user.first_name,
+        attachment=attachment,
+    )
+
+
 async def _on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message, user = update.effective_message, update.effective_user
     assert message is not None
     assert user is not None
-    inbound = Inbound(
-        channel=CHANNEL,
-        user_key=str(user.id),
-        message_key=f"update:{update.update_id}",
-        text=message.text or "",
-        language_hint=user.language_code,
-        display_name=user.first_name,
-    )
-    await _reply(context, message.chat_id, inbound)
+    await _reply(context, message.chat_id, _inbound(update, user, message.text or ""))
 
 
 async def _on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -450,15 +458,8 @@ async def _on_other_content(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     content = getattr(message, kind, None)
     if isinstance(content, tuple):  # photos come in several sizes: keep the largest
         content = content[-1] if content else None
-    inbound = Inbound(
-        channel=CHANNEL,
-        user_key=str(user.id),
-        message_key=f"update:{update.update_id}",
-        text=message.caption or "",
-        language_hint=user.language_code,
-        display_name=user.first_name,
-        attachment=Attachment(kind, getattr(content, "file_id", None)),
-    )
+    attachment = Attachment(kind, getattr(content, "file_id", None))
+    inbound = _inbound(update, user, message.caption or "", attachment)
     await _reply(context, message.chat_id, inbound)
 
 

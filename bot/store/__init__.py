@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import Select, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -22,6 +22,20 @@ from bot.knowledge import Language
 from bot.redact import deadlines
 from bot.store import migrate
 from bot.store.models import AuditEvent, Feedback, Message, Ticket, TicketMessage, User, utcnow
+
+
+def typed_talent_questions(*columns: Any) -> Select[Any]:
+    """A query for questions talents typed (not buttons they picked) that the matcher saw."""
+    return (
+        select(*columns)
+        .join(User, User.id == Message.user_id)
+        .where(
+            User.role == "talent",
+            Message.direction == "in",
+            Message.action.is_not(None),
+            Message.button.is_(None),
+        )
+    )
 
 
 class DuplicateInbound(Exception):

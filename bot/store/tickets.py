@@ -9,7 +9,7 @@ from typing import Literal
 
 from sqlalchemy import func, select, update
 
-from bot.store import Store
+from bot.store import Store, typed_talent_questions
 from bot.store.models import (
     Announcement,
     Feedback,
@@ -356,16 +356,7 @@ class Tickets:
         """The last `count` questions talents asked the bot (typed, not picked), oldest first."""
         async with self.store.transaction() as tx:
             rows = await tx.session.scalars(
-                select(Message.text)
-                .join(User, User.id == Message.user_id)
-                .where(
-                    User.role == "talent",
-                    Message.direction == "in",
-                    Message.action.is_not(None),
-                    Message.button.is_(None),
-                )
-                .order_by(Message.id.desc())
-                .limit(count)
+                typed_talent_questions(Message.text).order_by(Message.id.desc()).limit(count)
             )
             return list(reversed(list(rows)))
 
