@@ -18,9 +18,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.knowledge import LANGUAGES, Entry, KnowledgeBase
+import numpy as np
+
+from bot.knowledge import LANGUAGES, KnowledgeBase
 from bot.matching.calibration import DEFAULT, Calibration, Signals
-from bot.matching.index import Index, inverse_document_frequency
+from bot.matching.index import (
+    Features,
+    Index,
+    Scores,
+    Triples,
+    inverse_document_frequency,
+    unit_vector,
+)
 from bot.matching.normalize import TERM_MARK, Normalizer
 from bot.text import detect_language
 
@@ -32,6 +41,10 @@ _PHRASING_SHARE = 0.3
 _ANSWER_WEIGHT = 0.5
 # An entry about the other place than the only one the question names counts this much.
 _OTHER_REGION = 0.5
+# Candidates kept for a decision: more than are ever offered, for the runner-up figures.
+_CANDIDATES = 2 * MAX_OPTIONS
+_REGION_CODES: dict[str | None, int] = {None: 0, "china": 1, "abroad": 2}
+_REGION_NAMES: dict[int, str | None] = {code: name for name, code in _REGION_CODES.items()}
 # Options within this much similarity of the best are offered together.
 _NEAR = 0.1
 # A runner-up this close (as a share of the best similarity) that differs only by what the
@@ -160,43 +173,44 @@ class Matcher:
         # Documents are the entries, then the uncovered subjects (whose ids are kept apart).
         self._ids = [entry.id for entry in entries] + [s.id for s in knowledge.out_of_scope]
         self._covered = len(entries)
-        self._regions = [entry.region for entry in entries] + [
-            subject.region for subject in knowledge.out_of_scope
-        ]
-        phrasings = [
-            (number, phrasing)
-            for number, entry in enumerate(entries)
-            for language in LANGUAGES
-            for phrasing in entry.text(language).phrasings
-        ] + [
-            (self._covered + number, phrasing)
-            for number, subject in enumerate(knowledge.out_of_scope)
-            for phrasing in subject.phrasings
-        ]
-        self.normalizer.learn_vocabulary(phrasing for _, phrasing in phrasings)
-        self._phrasing_owner = [number for number, _ in phrasings]
-        bags = [self._bag(entry) for entry in entries] + [
-            sum((self.normalizer.features(p) for p in subject.phrasings), Counter())
-            for subject in knowledge.out_of_scope
-        ]
-        self._bag_features = [frozenset(bag) for bag in bags]
-        idf = inverse_document_frequency(bags)
-        self._phrasings = Index([self.normalizer.features(p) for _, p in phrasings], idf)
-        self._documents = Index(bags, idf)
-
-    def _bag(self, entry: Entry) -> Counter[str]:
-        """Everything an entry says, its answers counting less than its phrasings."""
-        bag: Counter[str] = Counter()
-        for language in LANGUAGES:
-            text = entry.text(language)
-            for phrasing in text.phrasings:
-                bag.update(self.normalizer.features(phrasing))
-            for detail in (text.answer, text.more or ""):
-                for feature, count in self.normalizer.features(detail).items():
-                    bag[feature] += count * _ANSWER_WEIGHT
-        for tag in entry.tags:
-            bag.update(self.normalizer.features(tag))
-        return bag
+        regions = [entry.region for entry in entries] + [s.region for s in knowledge.out_of_scope]
+        self._regions = np.array([_REGION_CODES[region] for region in regions], dtype=np.int8)
+        # Ties are broken by id, as a reader of a sorted list would expect.
+        self._id_order = np.argsort(np.argsort(np.array(self._ids, dtype=object)))
+        owned = [
+            [phrasing for language in LANGUAGES for phrasing in entry.text(language).phrasings]
+            for entry in entries
+        ] + [list(subject.phrasings) for subject in knowledge.out_of_scope]
+        self.normalizer.learn_vocabulary(phrasing for phrasings in owned for phrasing in phrasings)
+        # Each document's phrasings are consecutive, starting at _owner_starts[document].
+        self._owner_starts = np.cumsum([0] + [len(phrasings) for phrasings in owned[:-1]])
+        features = Features(self.normalizer.features)
+        phrasings, bags = Triples(), Triples()
+        number = 0
+        for document, texts in enumerate(owned):
+            for phrasing in texts:
+                phrasings.add(number, features.of(phrasing))
+                bags.add(document, features.of(phrasing))
+                number += 1
+        for document, entry in enumerate(entries):
+            for language in LANGUAGES:
+                text = entry.text(language)
+                for detail in (text.answer, text.more or ""):
+                    bags.add(document, features.of(detail), _ANSWER_WEIGHT)
+            for tag in entry.tags:
+                bags.add(document, features.of(tag))
+        self._features = features.numbers
+        bag_documents, bag_features, bag_counts = bags.arrays(len(features))
+        self._idf = inverse_document_frequency(
+            bag_documents, bag_features, len(owned), len(features)
+        )
+        # A word no entry uses is as telling as the rarest one: it lowers every similarity.
+        self._unseen = float(self._idf.max(initial=1.0))
+        self._documents = Index(bag_documents, bag_features, bag_counts, self._idf, len(owned))
+        self._phrasings = Index(*phrasings.arrays(len(features)), self._idf, number)
+        # What each document says: _bag_features[_bag_starts[d]:_bag_starts[d + 1]].
+        self._bag_features = bag_features
+        self._bag_starts = np.searchsorted(bag_documents, np.arange(len(owned) + 1)).tolist()
 
     def decide(self, question: str) -> Decision:
         """The decision for one question."""
@@ -227,36 +241,34 @@ class Matcher:
         """Every entry that shares something with the question, most similar first, and the
         figures the decision is made from."""
         features = self.normalizer.features(question, correct=True)
-        nearest: dict[int, float] = {}
-        for number, similarity in self._phrasings.similarities(features).items():
-            owner = self._phrasing_owner[number]
-            nearest[owner] = max(nearest.get(owner, 0.0), similarity)
-        overall = self._documents.similarities(features)
+        vector = unit_vector(features, self._idf_of)
+        query = {self._features[f]: w for f, w in vector.items() if f in self._features}
+        nearest = np.maximum.reduceat(self._phrasings.similarities(query), self._owner_starts)
+        overall = self._documents.similarities(query)
         named = {feature.removeprefix(TERM_MARK) for feature in features.keys() & REGION_TERMS}
-        blended = {
-            number: (
-                _PHRASING_SHARE * nearest.get(number, 0.0)
-                + (1 - _PHRASING_SHARE) * overall.get(number, 0.0)
-            )
-            * self._region_factor(number, named)
-            for number in nearest.keys() | overall.keys()
-        }
-        ranked = sorted(blended.items(), key=lambda item: (-item[1], self._ids[item[0]]))
-        covered = [(number, score) for number, score in ranked if number < self._covered]
+        blended = (
+            _PHRASING_SHARE * nearest + (1 - _PHRASING_SHARE) * overall
+        ) * self._region_factors(named)
+        covered = self._best(blended[: self._covered])
         out_of_scope = None
-        if ranked and ranked[0][0] >= self._covered:
-            subject = ranked[0][0]
-            region = self._regions[subject]
-            if (region in named) if region else not features.keys() & IP_TERMS:
-                out_of_scope = self._ids[subject]
-        best = covered[0][1] if covered else 0.0
-        runner_up = covered[1][1] if len(covered) > 1 else 0.0
-        vector = self._phrasings.vector(features)
-        accounted = (
-            sum(w * w for f, w in vector.items() if f in self._bag_features[covered[0][0]])
-            if covered
-            else 0.0
-        )
+        subjects = blended[self._covered :]
+        if subjects.size and subjects.max() > 0:
+            subject = self._covered + int(subjects.argmax())
+            best_covered = covered[0] if covered else None
+            if best_covered is None or (blended[subject], -self._id_order[subject]) > (
+                blended[best_covered],
+                -self._id_order[best_covered],
+            ):
+                region = _REGION_NAMES[self._regions[subject]]
+                if (region in named) if region else not features.keys() & IP_TERMS:
+                    out_of_scope = self._ids[subject]
+        best = float(blended[covered[0]]) if covered else 0.0
+        runner_up = float(blended[covered[1]]) if len(covered) > 1 else 0.0
+        accounted = 0.0
+        if covered:
+            start, end = self._bag_starts[covered[0]], self._bag_starts[covered[0] + 1]
+            said = set(self._bag_features[start:end].tolist())
+            accounted = sum(weight * weight for f, weight in query.items() if f in said)
         signals = Signals(
             similarity=best,
             lead=best - runner_up,
@@ -265,15 +277,34 @@ class Matcher:
             chinese=1.0 if detect_language(question) == "zh" else 0.0,
         )
         candidates = tuple(
-            Candidate(self._ids[number], round(100 * score, 1)) for number, score in covered
+            Candidate(self._ids[number], round(100 * float(blended[number]), 1))
+            for number in covered
         )
         return Assessment(candidates, signals, features, out_of_scope)
 
-    def _region_factor(self, number: int, named: set[str]) -> float:
-        region = self._regions[number]
-        if region is None or len(named) != 1 or region in named:
-            return 1.0
-        return _OTHER_REGION
+    def _idf_of(self, feature: str) -> float:
+        number = self._features.get(feature)
+        return self._unseen if number is None else float(self._idf[number])
+
+    def _region_factors(self, named: set[str]) -> Scores:
+        """How much each document counts, given the places the question names."""
+        factors = np.ones(len(self._ids))
+        if len(named) == 1:
+            (place,) = named
+            other = (self._regions != 0) & (self._regions != _REGION_CODES[place])
+            factors[other] = _OTHER_REGION
+        return factors
+
+    def _best(self, scores: Scores) -> list[int]:
+        """The documents with the highest scores above 0, best first, at most `_CANDIDATES`."""
+        count = min(_CANDIDATES, scores.size)
+        if count == 0:
+            return []
+        top = (
+            np.argpartition(-scores, count - 1)[:count] if scores.size > count else np.arange(count)
+        )
+        top = top[scores[top] > 0]
+        return sorted(top.tolist(), key=lambda number: (-scores[number], self._id_order[number]))
 
     def _rival(
         self, features: Counter[str], candidates: tuple[Candidate, ...]

@@ -1,51 +1,120 @@
-"""A TF-IDF index: cosine similarity of a query with many short documents, via inverted lists."""
+"""A TF-IDF index: cosine similarity of a query with many short documents, via inverted lists.
+
+Features are numbered (`Features`) and an index is built from (document, feature, count)
+triples (`Triples`) with NumPy, so building it costs a few array operations however large
+the knowledge base, and scoring a query costs a few per query feature however many documents
+carry it: a large knowledge base has words that every entry shares.
+"""
 
 import math
-from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+Scores = npt.NDArray[np.float64]
+Numbers = npt.NDArray[np.int64]
+# A text's features: their numbers and how many times each occurs.
+TextFeatures = tuple[list[int], list[float]]
+
+
+class Features:
+    """A number for every feature, and each distinct text's features, worked out once: tags
+    and phrasings recur across entries and between indexes."""
+
+    def __init__(self, features_of: Callable[[str], Counter[str]]) -> None:
+        self.numbers: dict[str, int] = {}
+        self._features_of = features_of
+        self._texts: dict[str, TextFeatures] = {}
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def of(self, text: str) -> TextFeatures:
+        known = self._texts.get(text)
+        if known is None:
+            counted = self._features_of(text)
+            numbers = self.numbers
+            known = ([numbers.setdefault(f, len(numbers)) for f in counted], list(counted.values()))
+            self._texts[text] = known
+        return known
+
+
+class Triples:
+    """(document, feature, count) triples, gathered text by text."""
+
+    def __init__(self) -> None:
+        self._documents: list[int] = []
+        self._features: list[int] = []
+        self._counts: list[float] = []
+
+    def add(self, document: int, features: TextFeatures, weight: float = 1.0) -> None:
+        numbers, counts = features
+        self._documents.extend([document] * len(numbers))
+        self._features.extend(numbers)
+        self._counts.extend(counts if weight == 1.0 else [count * weight for count in counts])
+
+    def arrays(self, feature_count: int) -> tuple[Numbers, Numbers, Scores]:
+        """Documents, features and counts, with the counts of repeated pairs added up."""
+        documents = np.array(self._documents, dtype=np.int64)
+        features = np.array(self._features, dtype=np.int64)
+        pairs, where = np.unique(documents * feature_count + features, return_inverse=True)
+        counts = np.bincount(where, weights=np.array(self._counts, dtype=np.float64))
+        return pairs // feature_count, pairs % feature_count, counts
+
+
+def inverse_document_frequency(
+    documents: Numbers, features: Numbers, document_count: int, feature_count: int
+) -> Scores:
+    """Smoothed IDF of every feature, from distinct (document, feature) pairs."""
+    frequency = np.bincount(features, minlength=feature_count)
+    return np.log((1 + document_count) / (1 + frequency)) + 1.0
 
 
 class Index:
-    """Documents as weighted feature vectors, found through the features they share with a query.
+    """Documents as unit-length TF-IDF vectors, found through the features they share with a
+    query.
 
     `idf` is given from outside so that several indexes (phrasings, whole entries) weigh a
     word the same way: by how many entries use it.
     """
 
-    def __init__(self, documents: Sequence[Counter[str]], idf: Mapping[str, float]) -> None:
-        self._idf = idf
-        # A word no entry uses is as telling as the rarest one: it lowers every similarity.
-        self._unseen = max(idf.values(), default=1.0)
-        self._postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for number, features in enumerate(documents):
-            vector = self.vector(features)
-            for feature, weight in vector.items():
-                self._postings[feature].append((number, weight))
-        self.size = len(documents)
+    def __init__(
+        self, documents: Numbers, features: Numbers, counts: Scores, idf: Scores, size: int
+    ) -> None:
+        self.size = size
+        weight = (1.0 + np.log(counts)) * idf[features]
+        norm = np.sqrt(np.bincount(documents, weights=weight * weight, minlength=size))
+        weight /= norm[documents]
+        # Feature f's postings are _documents[_starts[f]:_starts[f + 1]], with their weights.
+        order = np.argsort(features, kind="stable")
+        self._documents = documents[order]
+        self._weights = weight[order]
+        self._starts = np.searchsorted(features[order], np.arange(len(idf) + 1)).tolist()
 
-    def vector(self, features: Counter[str]) -> dict[str, float]:
-        """Unit-length TF-IDF weights, with sub-linear term frequency."""
-        weights = {
-            feature: (1.0 + math.log(count)) * self._idf.get(feature, self._unseen)
-            for feature, count in features.items()
-            if count > 0
-        }
-        norm = math.sqrt(sum(weight * weight for weight in weights.values()))
-        return {feature: weight / norm for feature, weight in weights.items()} if norm else {}
-
-    def similarities(self, features: Counter[str]) -> dict[int, float]:
-        """Cosine similarity with every document that shares a feature with the query."""
-        scores: dict[int, float] = defaultdict(float)
-        for feature, weight in self.vector(features).items():
-            for number, document_weight in self._postings.get(feature, ()):
-                scores[number] += weight * document_weight
-        return scores
+    def similarities(self, query: Mapping[int, float]) -> Scores:
+        """Cosine similarity of a unit-length `query` (feature number to weight) with every
+        document (0 where they share nothing)."""
+        documents = []
+        weights = []
+        for feature, weight in query.items():
+            start, end = self._starts[feature], self._starts[feature + 1]
+            documents.append(self._documents[start:end])
+            weights.append(self._weights[start:end] * weight)
+        if not documents:
+            return np.zeros(self.size)
+        return np.bincount(
+            np.concatenate(documents), weights=np.concatenate(weights), minlength=self.size
+        )
 
 
-def inverse_document_frequency(documents: Sequence[Counter[str]]) -> dict[str, float]:
-    """Smoothed IDF of every feature over `documents`."""
-    counts: Counter[str] = Counter()
-    for features in documents:
-        counts.update(features.keys())
-    total = len(documents)
-    return {feature: math.log((1 + total) / (1 + count)) + 1.0 for feature, count in counts.items()}
+def unit_vector(features: Counter[str], idf: Callable[[str], float]) -> dict[str, float]:
+    """Unit-length TF-IDF weights of a query's features, with sub-linear term frequency."""
+    weights = {
+        feature: (1.0 + math.log(count)) * idf(feature)
+        for feature, count in features.items()
+        if count > 0
+    }
+    norm = math.sqrt(sum(weight * weight for weight in weights.values()))
+    return {feature: weight / norm for feature, weight in weights.items()} if norm else {}

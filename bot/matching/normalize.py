@@ -190,17 +190,16 @@ class Normalizer:
         for term in glossary:
             for phrase in term.phrases:
                 self._terms[self.fold(phrase)] = f" {TERM_MARK}{term.term} "
-        alternatives = sorted(self._terms, key=len, reverse=True)
-        self._term_pattern = (
-            re.compile("|".join(_bounded(phrase) for phrase in alternatives))
-            if alternatives
-            else None
-        )
+        self._term_pattern = re.compile(_trie_pattern(self._terms)) if self._terms else None
         self._vocabulary: list[str] = []
+        # Stemming is slow and a knowledge base repeats its words endlessly.
+        self._stems: dict[str, str] = {}
 
     def learn_vocabulary(self, texts: Iterable[str]) -> None:
         """Remember the English words of `texts`, so a misspelt query word can be corrected."""
-        words = {word for text in texts for word in _LATIN_WORD.findall(self.fold(text))}
+        # One fold of all the texts at once: folding works character by character, and the
+        # line breaks between texts fold into spaces that end words as usual.
+        words = set(_LATIN_WORD.findall(self.fold("\n".join(texts))))
         words.update(word for phrase in self._terms for word in _LATIN_WORD.findall(phrase))
         self._vocabulary = sorted(word for word in words if not word.isdigit())
         self._known = frozenset(self._vocabulary)
@@ -228,7 +227,10 @@ class Normalizer:
                 features[chunk] += 1
             elif chunk[0].isascii():
                 if chunk not in STOP_WORDS:
-                    features[self._stemmer.stemWord(chunk)] += 1
+                    stem = self._stems.get(chunk)
+                    if stem is None:
+                        stem = self._stems[chunk] = self._stemmer.stemWord(chunk)
+                    features[stem] += 1
             else:
                 for run in _CHINESE_STOP.split(chunk):
                     if len(run) == 1:
@@ -247,11 +249,39 @@ class Normalizer:
         return found[0] if found else word
 
 
-def _bounded(phrase: str) -> str:
-    """A regex for `phrase` that matches English words whole but Chinese anywhere."""
-    pattern = re.escape(phrase)
-    if phrase[0].isascii() and phrase[0].isalnum():
-        pattern = r"(?<![a-z0-9])" + pattern
-    if phrase[-1].isascii() and phrase[-1].isalnum():
-        pattern += r"(?![a-z0-9])"
-    return pattern
+def _trie_pattern(phrases: Iterable[str]) -> str:
+    """One regex for all `phrases`, longest first where several match at one place, that
+    matches English words whole but Chinese anywhere.
+
+    It is shaped as a trie (phrases sharing a beginning share one branch), so the regex engine
+    tries only the phrases that begin with the character in front of it: a plain alternation of
+    hundreds of phrases is tried phrase by phrase at every character.
+    """
+    trie: dict[str, dict] = {}
+    for phrase in phrases:
+        node = trie
+        for char in phrase:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return "|".join(_branch(char, node, first=True) for char, node in sorted(trie.items()))
+
+
+def _branch(char: str, node: dict[str, dict], first: bool = False) -> str:
+    """The pattern for `char` followed by every way of completing a phrase from `node`."""
+    word = char.isascii() and char.isalnum()
+    head = re.escape(char)
+    if first and word:
+        # A phrase beginning with an English letter or digit must begin a word. The check
+        # comes after the letter so that every branch starts with a literal, which lets the
+        # regex engine skip straight to the places where some phrase can start.
+        head += r"(?<![a-z0-9].)"
+    children = sorted((c, n) for c, n in node.items() if c)
+    # A phrase ending in an English letter or digit must end a word.
+    end = r"(?![a-z0-9])" if word else ""
+    if not children:
+        return head + end
+    rest = "|".join(_branch(c, n) for c, n in children)
+    if "" not in node:
+        return head + (f"(?:{rest})" if len(children) > 1 else rest)
+    # Greedy: the longer phrase first, this one only if none of them matches.
+    return f"{head}(?:(?:{rest})|{end})" if end else f"{head}(?:{rest})?"
