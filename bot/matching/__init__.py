@@ -27,6 +27,7 @@ from bot.matching.index import (
     Index,
     Scores,
     Triples,
+    Vectors,
     inverse_document_frequency,
     unit_vector,
 )
@@ -43,6 +44,8 @@ _ANSWER_WEIGHT = 0.5
 _OTHER_REGION = 0.5
 # Candidates kept for a decision: more than are ever offered, for the runner-up figures.
 _CANDIDATES = 2 * MAX_OPTIONS
+# Documents whose nearest phrasing is worked out for a question (see `_nearest_phrasings`).
+_SHORTLIST = 64
 _REGION_CODES: dict[str | None, int] = {None: 0, "china": 1, "abroad": 2}
 _REGION_NAMES: dict[int, str | None] = {code: name for name, code in _REGION_CODES.items()}
 # Options within this much similarity of the best are offered together.
@@ -182,8 +185,8 @@ class Matcher:
             for entry in entries
         ] + [list(subject.phrasings) for subject in knowledge.out_of_scope]
         self.normalizer.learn_vocabulary(phrasing for phrasings in owned for phrasing in phrasings)
-        # Each document's phrasings are consecutive, starting at _owner_starts[document].
-        self._owner_starts = np.cumsum([0] + [len(phrasings) for phrasings in owned[:-1]])
+        # Document d's phrasings are numbers _owner_starts[d] to _owner_starts[d + 1] - 1.
+        self._owner_starts = np.cumsum([0] + [len(phrasings) for phrasings in owned])
         features = Features(self.normalizer.features)
         phrasings, bags = Triples(), Triples()
         number = 0
@@ -207,7 +210,7 @@ class Matcher:
         # A word no entry uses is as telling as the rarest one: it lowers every similarity.
         self._unseen = float(self._idf.max(initial=1.0))
         self._documents = Index(bag_documents, bag_features, bag_counts, self._idf, len(owned))
-        self._phrasings = Index(*phrasings.arrays(len(features)), self._idf, number)
+        self._phrasings = Vectors(*phrasings.arrays(len(features)), self._idf, number)
         # What each document says: _bag_features[_bag_starts[d]:_bag_starts[d + 1]].
         self._bag_features = bag_features
         self._bag_starts = np.searchsorted(bag_documents, np.arange(len(owned) + 1)).tolist()
@@ -243,8 +246,8 @@ class Matcher:
         features = self.normalizer.features(question, correct=True)
         vector = unit_vector(features, self._idf_of)
         query = {self._features[f]: w for f, w in vector.items() if f in self._features}
-        nearest = np.maximum.reduceat(self._phrasings.similarities(query), self._owner_starts)
         overall = self._documents.similarities(query)
+        nearest = self._nearest_phrasings(query, overall)
         named = {feature.removeprefix(TERM_MARK) for feature in features.keys() & REGION_TERMS}
         blended = (
             _PHRASING_SHARE * nearest + (1 - _PHRASING_SHARE) * overall
@@ -281,6 +284,29 @@ class Matcher:
             for number in covered
         )
         return Assessment(candidates, signals, features, out_of_scope)
+
+    def _nearest_phrasings(self, query: dict[int, float], overall: Scores) -> Scores:
+        """For each document, the similarity of its phrasing nearest to the query.
+
+        Worked out for the `_SHORTLIST` documents most similar overall (every document of a
+        knowledge base that size or smaller), 0 for the rest: a phrasing near the question
+        brings its entry near it overall too, and a large knowledge base has far too many
+        phrasings to compare with every question.
+        """
+        size = len(self._ids)
+        if size <= _SHORTLIST:
+            chosen = np.arange(size)
+        else:
+            chosen = np.argpartition(-overall, _SHORTLIST - 1)[:_SHORTLIST]
+        starts = self._owner_starts[chosen]
+        counts = self._owner_starts[chosen + 1] - starts
+        phrasings = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        dense = np.zeros(len(self._features))
+        dense[list(query)] = list(query.values())
+        similarities = self._phrasings.similarities(phrasings, dense)
+        nearest = np.zeros(size)
+        nearest[chosen] = np.maximum.reduceat(similarities, np.cumsum(counts) - counts)
+        return nearest
 
     def _idf_of(self, feature: str) -> float:
         number = self._features.get(feature)

@@ -7,6 +7,7 @@ carry it: a large knowledge base has words that every entry shares.
 """
 
 import math
+from array import array
 from collections import Counter
 from collections.abc import Callable, Mapping
 
@@ -45,9 +46,10 @@ class Triples:
     """(document, feature, count) triples, gathered text by text."""
 
     def __init__(self) -> None:
-        self._documents: list[int] = []
-        self._features: list[int] = []
-        self._counts: list[float] = []
+        # Typed arrays rather than lists: a large knowledge base makes tens of millions.
+        self._documents = array("q")
+        self._features = array("q")
+        self._counts = array("d")
 
     def add(self, document: int, features: TextFeatures, weight: float = 1.0) -> None:
         numbers, counts = features
@@ -57,10 +59,10 @@ class Triples:
 
     def arrays(self, feature_count: int) -> tuple[Numbers, Numbers, Scores]:
         """Documents, features and counts, with the counts of repeated pairs added up."""
-        documents = np.array(self._documents, dtype=np.int64)
-        features = np.array(self._features, dtype=np.int64)
+        documents = np.frombuffer(self._documents, dtype=np.int64)
+        features = np.frombuffer(self._features, dtype=np.int64)
         pairs, where = np.unique(documents * feature_count + features, return_inverse=True)
-        counts = np.bincount(where, weights=np.array(self._counts, dtype=np.float64))
+        counts = np.bincount(where, weights=np.frombuffer(self._counts, dtype=np.float64))
         return pairs // feature_count, pairs % feature_count, counts
 
 
@@ -84,9 +86,7 @@ class Index:
         self, documents: Numbers, features: Numbers, counts: Scores, idf: Scores, size: int
     ) -> None:
         self.size = size
-        weight = (1.0 + np.log(counts)) * idf[features]
-        norm = np.sqrt(np.bincount(documents, weights=weight * weight, minlength=size))
-        weight /= norm[documents]
+        weight = _unit_weights(documents, features, counts, idf, size)
         # Feature f's postings are _documents[_starts[f]:_starts[f + 1]], with their weights.
         order = np.argsort(features, kind="stable")
         self._documents = documents[order]
@@ -107,6 +107,41 @@ class Index:
         return np.bincount(
             np.concatenate(documents), weights=np.concatenate(weights), minlength=self.size
         )
+
+
+class Vectors:
+    """Documents as unit-length TF-IDF vectors kept document by document, for scoring a few
+    chosen documents rather than every document that shares a feature with the query."""
+
+    def __init__(
+        self, documents: Numbers, features: Numbers, counts: Scores, idf: Scores, size: int
+    ) -> None:
+        # `documents` come in order (as `Triples.arrays` gives them): document d's features
+        # are _features[_starts[d]:_starts[d + 1]], with their weights.
+        self._features = features
+        self._weights = _unit_weights(documents, features, counts, idf, size)
+        self._starts = np.searchsorted(documents, np.arange(size + 1))
+
+    def similarities(self, chosen: Numbers, query: Scores) -> Scores:
+        """Cosine similarity with each `chosen` document of a unit-length `query` given as a
+        weight for every feature number."""
+        starts = self._starts[chosen]
+        lengths = self._starts[chosen + 1] - starts
+        total = int(lengths.sum())
+        # Where each chosen document's features lie, one after another.
+        positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+        products = self._weights[positions] * query[self._features[positions]]
+        owners = np.repeat(np.arange(len(chosen)), lengths)
+        return np.bincount(owners, weights=products, minlength=len(chosen))
+
+
+def _unit_weights(
+    documents: Numbers, features: Numbers, counts: Scores, idf: Scores, size: int
+) -> Scores:
+    """TF-IDF weights with sub-linear term frequency, each document's scaled to unit length."""
+    weight = (1.0 + np.log(counts)) * idf[features]
+    norm = np.sqrt(np.bincount(documents, weights=weight * weight, minlength=size))
+    return weight / norm[documents]
 
 
 def unit_vector(features: Counter[str], idf: Callable[[str], float]) -> dict[str, float]:
