@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     telegram_chat_messages_per_second: float = Field(default=1, gt=0)
     telegram_group_messages_per_minute: float = Field(default=20, gt=0)
     telegram_max_retries: int = Field(default=5, ge=0)
+    # Each update is stored before Telegram is told it arrived, and leased to the process
+    # handling it; one a process left unfinished (it died) is handled again once this runs out.
+    telegram_update_lease_seconds: float = Field(default=30, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     @field_validator("database_url")

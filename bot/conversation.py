@@ -41,6 +41,9 @@ class Inbound:
 
     `message_key` is the channel's own key for this event (Telegram's update id, for example);
     the store refuses a key it has seen, so a redelivered message is never answered twice.
+    `recovered` says the channel hands it in again because the process handling it stopped
+    before it was done: if it was stored but its replies never went out (the channel tells the
+    store when they have), it is given them now, once.
     """
 
     channel: str
@@ -51,6 +54,7 @@ class Inbound:
     language_hint: str | None = None
     display_name: str | None = None
     attachment: Attachment | None = None
+    recovered: bool = False
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,19 @@ def detect_language(text: str) -> Language | None:
 def has_words(text: str) -> bool:
     """Whether `text` has any letter a question could be made of."""
     return detect_language(text) is not None
+
+
+# The largest id an INTEGER column holds (PostgreSQL's is 32-bit).
+_LARGEST_ID = 2**31 - 1
+
+
+def record_number(text: str) -> int | None:
+    """`text` as the number of a ticket or message, or None if it cannot be one.
+
+    `str.isdigit` also passes "²", which `int` refuses, and a number too large for the
+    database fails the query: a user can type either, and a forged button can carry either.
+    """
+    if not text.isdecimal():
+        return None
+    number = int(text)
+    return number if number <= _LARGEST_ID else None

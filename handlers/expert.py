@@ -22,25 +22,36 @@ from bot.services import Services
 from bot.store import DuplicateInbound
 from bot.store.models import Ticket, User
 from bot.store.tickets import Relay
-from bot.text import clean
+from bot.text import clean, record_number
 
 PAYLOAD_VERSION = "1"
 COMMANDS = ("queue", "mine", "claim", "release", "close", "available", "away")
 _TICKET_PREFIX = re.compile(r"^#?T-(\d+)\s+(.+)$", re.IGNORECASE | re.DOTALL)
+# What Telegram allows: a user id of 64 bits at most, a first name of 64 characters at most.
+_USER_ID = re.compile(r"[0-9]{1,19}")
+_NAME_CHARS = 64
 _log = logging.getLogger(__name__)
 
 
 async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
     """The bot's replies to one thing an expert did; none if it was handled before."""
     text = clean(inbound.text)
+    again = False
     try:
         async with services.store.transaction() as tx:
             expert = await tx.user(inbound.channel, inbound.user_key, "en")
-            language: Language = "zh" if expert.language == "zh" else "en"
-            await tx.accept(inbound, expert, text, language)
+            await tx.accept(inbound, expert, text, _language_of(expert))
     except DuplicateInbound:
-        return []
-    desk = _Desk(services, expert, language)
+        if not inbound.recovered:
+            return []
+        # Accepted before a crash, and its replies never went out: it is done again. Every
+        # ticket operation is conditional, so nothing already done is done twice.
+        async with services.store.transaction() as tx:
+            if await tx.unanswered(inbound) is None:
+                return []
+            expert = await tx.user(inbound.channel, inbound.user_key, "en")
+        again = True
+    desk = _Desk(services, expert, _language_of(expert), again)
     if inbound.button is not None:
         return await desk.press(inbound.button)
     if text.startswith("/"):
@@ -184,23 +195,28 @@ async def send_to(services: Services, user: User, message: OutMessage) -> str | 
 class _Desk:
     """One expert's request, with what is needed to answer it."""
 
-    def __init__(self, services: Services, expert: User, language: Language) -> None:
+    def __init__(
+        self, services: Services, expert: User, language: Language, again: bool = False
+    ) -> None:
         self.services = services
         self.expert = expert
         self.language = language
         self.tickets = services.tickets
+        # Whether this request is done again after a crash (see `handle`).
+        self.again = again
 
     async def press(self, payload: str) -> list[OutMessage]:
         version, _, rest = payload.partition(":")
         kind, _, argument = rest.partition(":")
-        if version != PAYLOAD_VERSION or not argument.isdigit():
+        ticket_id = record_number(argument)
+        if version != PAYLOAD_VERSION or ticket_id is None:
             return [self._say("button_expired")]
         if kind == "c":
-            return await self.claim(int(argument))
+            return await self.claim(ticket_id)
         if kind == "r":
-            return await self.release(int(argument))
+            return await self.release(ticket_id)
         if kind == "d":
-            return await self.draft(int(argument))
+            return await self.draft(ticket_id)
         return [self._say("button_expired")]
 
     async def command(self, text: str) -> list[OutMessage]:
@@ -208,15 +224,15 @@ class _Desk:
         command = command.split("@", 1)[0].lower()
         argument = rest.strip()
         number, _, remainder = argument.partition(" ")
-        number = number.removeprefix("#").removeprefix("T-").removeprefix("t-")
-        if command in ("claim", "release", "close") and not number.isdigit():
+        ticket_id = record_number(number.removeprefix("#").removeprefix("T-").removeprefix("t-"))
+        if command in ("claim", "release", "close") and ticket_id is None:
             return [self._say("expert_usage", command=command)]
-        if command == "claim":
-            return await self.claim(int(number))
-        if command == "release":
-            return await self.release(int(number))
-        if command == "close":
-            return await self.close(int(number), remainder.strip())
+        if command == "claim" and ticket_id is not None:
+            return await self.claim(ticket_id)
+        if command == "release" and ticket_id is not None:
+            return await self.release(ticket_id)
+        if command == "close" and ticket_id is not None:
+            return await self.close(ticket_id, remainder.strip())
         if command == "queue":
             waiting = await self.tickets.waiting()
             return [self._say("queue", tickets=[_summary(t) for t in waiting])]
@@ -240,11 +256,11 @@ class _Desk:
             return [self._say("stats", text=stats_as_text(await stats(self.services.store)))]
         if command == "addexpert" and self.expert.role == "staff":
             return await self.add_expert(argument)
-        if command == "keytalent" and self.expert.role == "staff" and number.isdigit():
-            marked = await self.tickets.mark_key_talent(int(number), self.expert)
-            return [self._say("key_talent" if marked else "claim_missing", ticket=int(number))]
-        if command == "reassign" and self.expert.role == "staff" and number.isdigit():
-            return await self.reassign(int(number), remainder.strip())
+        if command == "keytalent" and self.expert.role == "staff" and ticket_id is not None:
+            marked = await self.tickets.mark_key_talent(ticket_id, self.expert)
+            return [self._say("key_talent" if marked else "claim_missing", ticket=ticket_id)]
+        if command == "reassign" and self.expert.role == "staff" and ticket_id is not None:
+            return await self.reassign(ticket_id, remainder.strip())
         if command in ("available", "away"):
             await self.tickets.set_available(self.expert, command == "available")
             return [self._say(command)]
@@ -253,7 +269,7 @@ class _Desk:
     async def add_expert(self, argument: str) -> list[OutMessage]:
         """Staff: `/addexpert <telegram id> <name> [specialty,specialty] [en,zh]`."""
         words = argument.split()
-        if len(words) < 2 or not words[0].isdigit():
+        if len(words) < 2 or not _USER_ID.fullmatch(words[0]) or len(words[1]) > _NAME_CHARS:
             return [self._say("add_expert_usage")]
         specialties = [s for s in (words[2].split(",") if len(words) > 2 else []) if s]
         languages = [s for s in (words[3].split(",") if len(words) > 3 else ["en", "zh"]) if s]
@@ -289,6 +305,8 @@ class _Desk:
 
     async def claim(self, ticket_id: int) -> list[OutMessage]:
         outcome = await self.tickets.claim(ticket_id, self.expert, self._limit())
+        if outcome == "yours" and self.again:
+            outcome = "claimed"  # claimed before the crash; what follows a claim was not done
         if outcome != "claimed":
             return [self._say(f"claim_{outcome}", ticket=ticket_id, limit=self._limit())]
         ticket = await self.tickets.get(ticket_id)
@@ -394,6 +412,8 @@ class _Desk:
         ticket = held[0]
         talent = await self.tickets.user(ticket.talent_id)
         relay = await self.tickets.store_relay(ticket, self.expert, talent, text, source_key)
+        if relay is None and self.again:
+            relay = await self.tickets.undelivered_from(source_key)
         if relay is not None:
             await deliver(relay, self.services)
         return []

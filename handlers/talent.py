@@ -1,7 +1,8 @@
 """The talent's conversation: ask a question, pick from choices, rate an answer, ask for a person.
 
 Everything is decided inside one store transaction per inbound: the message is accepted (a
-redelivered one is refused and not answered again), answered, and both sides are stored.
+redelivered one is refused and not answered again), answered, and both sides are stored. An
+inbound recovered after a crash is given the stored replies that never went out.
 """
 
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ from bot.services import Services
 from bot.store import DuplicateInbound, Transaction, privacy
 from bot.store.models import Message, Ticket, User
 from bot.store.tickets import Relay
-from bot.text import clean, detect_language, has_words
+from bot.text import clean, detect_language, has_words, record_number
 from handlers import expert
 
 PAYLOAD_VERSION = "1"
@@ -49,13 +50,24 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
             else:
                 replies = await turn.respond(inbound.button, text)
             if not turn.forgotten:
-                await tx.record_replies(user, replies, **turn.decision_fields())
+                await tx.record_replies(message, replies, **turn.decision_fields())
     except DuplicateInbound:
-        return []
+        return await _owed(inbound, services) if inbound.recovered else []
     # What others must be told goes out only once this talent's side is safely stored.
     for action in turn.afterwards:
         await action()
     return replies
+
+
+async def _owed(inbound: Inbound, services: Services) -> list[OutMessage]:
+    """What an inbound whose process stopped is still owed: its message relayed to the
+    expert, and the replies stored for it, if they never went out."""
+    relay = await services.tickets.undelivered_from(inbound.message_key)
+    if relay is not None:
+        await expert.deliver(relay, services)
+    async with services.store.transaction() as tx:
+        stored = await tx.unanswered(inbound)
+        return await tx.replies_to(stored) if stored is not None else []
 
 
 def _language_from_hint(hint: str | None) -> Language | None:
@@ -106,7 +118,7 @@ class _Turn:
             return await self._press(button)
         if not text:
             return [self._say("empty")]
-        if text.isdigit() and len(text) <= _CHOICE_DIGITS:
+        if text.isdecimal() and len(text) <= _CHOICE_DIGITS:
             return await self._pick_number(int(text))
         if text.startswith("/"):
             return await self._command(text)
@@ -227,8 +239,8 @@ class _Turn:
                 return [self._say("more", question=text.question, more=text.more or text.answer)]
             self._record(Decision("answer"), entry_id=entry.id)
             return [self._answer(entry)]
-        if kind in ("y", "n") and argument.isdigit():
-            answered = await self.tx.answer_message(self.user, int(argument))
+        if kind in ("y", "n") and (message_id := record_number(argument)) is not None:
+            answered = await self.tx.answer_message(self.user, message_id)
             if answered is None:
                 return [self._say("button_expired")]
             await self.tx.record_feedback(self.user, answered, helpful=kind == "y")
@@ -252,8 +264,9 @@ class _Turn:
         if kind == "k" and argument in ("name", "contacts"):
             return await self._consent(argument)
         ticket_id, _, stars = argument.partition(":")
-        if kind == "s" and ticket_id.isdigit() and stars in ("1", "2", "3", "4", "5"):
-            ticket = await self.tx.session.get(Ticket, int(ticket_id))
+        rated = record_number(ticket_id)
+        if kind == "s" and rated is not None and stars in ("1", "2", "3", "4", "5"):
+            ticket = await self.tx.session.get(Ticket, rated)
             if (
                 ticket is not None
                 and ticket.talent_id == self.user.id
@@ -368,8 +381,8 @@ class _Turn:
         return []
 
     async def _comment_on_rating(self, rating_payload: str, text: str) -> list[OutMessage]:
-        ticket_id = int(rating_payload.split(":")[2])
-        ticket = await self.tx.session.get(Ticket, ticket_id)
+        ticket_id = record_number(rating_payload.split(":")[2])
+        ticket = await self.tx.session.get(Ticket, ticket_id) if ticket_id is not None else None
         if ticket is None or ticket.talent_id != self.user.id or ticket.rating is None:
             return self._answer_question(text)
         ticket.rating_comment = text

@@ -24,6 +24,7 @@ import tornado.web
 
 TEXT_LIMIT = 4096
 CALLBACK_DATA_LIMIT = 64
+_SENDS = ("sendMessage", "editMessageText", "editMessageReplyMarkup")
 ALLOWED_TAGS = {
     "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
     "span", "tg-spoiler", "tg-emoji", "blockquote",
@@ -135,9 +136,15 @@ class BotApiEmulator:
         self.commands: dict[str, list[dict[str, str]]] = {}
         self.webhook_url = ""
         self.webhook_secret: str | None = None
+        # A load balancer in front of the webhook URL, as several bot processes have: when set,
+        # each delivery goes to the next of these addresses in turn.
+        self.balanced: list[str] = []
+        self._turns = itertools.count()
         self.answered_callbacks: set[str] = set()
         self.failures: deque[ApiError] = deque()
         self.other_poller = False
+        self.held = 0
+        self._stalled: asyncio.Future[None] | None = None
         self.blocked: set[int] = set()
         self.deleted: set[int] = set()
         self._updates: list[dict[str, Any]] = []
@@ -150,6 +157,7 @@ class BotApiEmulator:
         self._poller: asyncio.Future[None] | None = None
         self._buckets: dict[object, _Bucket] = {}
         self._server: tornado.httpserver.HTTPServer | None = None
+        self._client: httpx.AsyncClient | None = None
         self.port = 0
 
     @property
@@ -170,6 +178,8 @@ class BotApiEmulator:
         self._server.add_sockets([sock])
 
     async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
         if self._server is not None:
             self._server.stop()
             await self._server.close_all_connections()
@@ -187,18 +197,63 @@ class BotApiEmulator:
         self._update_arrived.set()
         return None
 
-    async def post_to_webhook(self, update: dict[str, Any], secret: str | None) -> int:
+    async def post_to_webhook(
+        self, update: dict[str, Any], secret: str | None, url: str | None = None
+    ) -> int:
+        """Post an update to `url`, else to the webhook (through the load balancer, if any)."""
         headers = {"Content-Type": "application/json"}
         if secret is not None:
             headers["X-Telegram-Bot-Api-Secret-Token"] = secret
-        async with httpx.AsyncClient() as client:
-            response = await client.post(
-                self.webhook_url, content=json.dumps(update), headers=headers
-            )
+        if url is None and self.balanced:
+            url = self.balanced[next(self._turns) % len(self.balanced)]
+        if self._client is None:
+            # One client for every delivery: making one loads the CA certificates, which is slow.
+            self._client = httpx.AsyncClient()
+        response = await self._client.post(
+            url or self.webhook_url, content=json.dumps(update), headers=headers
+        )
         return response.status_code
+
+    async def deliver_to_each(self, update: dict[str, Any]) -> list[int]:
+        """Deliver one update to every balanced address at once, as when Telegram retries a
+        delivery it thinks failed and the balancer sends the retry elsewhere."""
+        return list(
+            await asyncio.gather(
+                *(self.post_to_webhook(update, self.webhook_secret, url) for url in self.balanced)
+            )
+        )
 
     def new_update_id(self) -> int:
         return next(self._update_ids)
+
+    def stall(self) -> None:
+        """Hold every message the bot sends from now on, unsent, as a network that stopped
+        carrying them would; `held` counts them. `resume` refuses them, still unsent."""
+        self._stalled = asyncio.get_running_loop().create_future()
+
+    def resume(self) -> None:
+        if self._stalled is not None:
+            self._stalled.set_result(None)
+            self._stalled = None
+
+    async def _hold(self) -> None:
+        assert self._stalled is not None
+        stalled = self._stalled
+        async with self._arrived:
+            self.held += 1
+            self._arrived.notify_all()
+        await asyncio.shield(stalled)
+        raise ApiError(502, "Bad Gateway")
+
+    def stamped(self, update: dict[str, Any]) -> dict[str, Any]:
+        """Any update, however odd, with what Telegram itself assigns: a fresh `update_id`,
+        and for a callback query a fresh query id that the bot may then answer."""
+        stamped = {**update, "update_id": self.new_update_id()}
+        query = stamped.get("callback_query")
+        if isinstance(query, dict):
+            stamped["callback_query"] = {**query, "id": self.new_callback_id()}
+            self.register_callback(stamped["callback_query"])
+        return stamped
 
     async def wait_for(self, predicate: Any, within: float = 10.0) -> None:
         """Wait until `predicate()` is true, or fail."""
@@ -218,9 +273,15 @@ class BotApiEmulator:
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             raise ApiError(404, "Not Found: method not found")
+        if self._stalled is not None and method in _SENDS:
+            await self._hold()
         if self.failures and method in ("sendMessage", "editMessageText"):
             raise self.failures.popleft()
-        return await handler(params)
+        try:
+            return await handler(params)
+        except (KeyError, TypeError, ValueError) as error:
+            # A parameter missing or of the wrong shape: Telegram refuses the request.
+            raise ApiError(400, f"Bad Request: invalid parameters: {error!r}") from error
 
     async def _api_getMe(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -247,6 +308,9 @@ class BotApiEmulator:
         poller: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._poller = poller
         offset = int(params.get("offset") or 0)
+        # Telegram forgets an update once a poll asks for a later offset; until then it sends
+        # the update again to every poll (a bot that died before confirming gets it again).
+        self._updates = [u for u in self._updates if u["update_id"] >= offset or u.get("_again")]
         deadline = time.monotonic() + float(params.get("timeout") or 0)
         while True:
             batch = [u for u in self._updates if u["update_id"] >= offset or u.get("_again")]
@@ -263,7 +327,7 @@ class BotApiEmulator:
                 "Conflict: terminated by other getUpdates request; "
                 "make sure that only one bot instance is running",
             )
-        self._updates = [u for u in self._updates if u not in batch]
+        self._updates = [u for u in self._updates if not (u.get("_again") and u in batch)]
         return [{k: v for k, v in u.items() if k != "_again"} for u in batch]
 
     async def redeliver(self, update: dict[str, Any]) -> None:

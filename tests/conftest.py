@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from telegram import Update
 from telegram.ext import Application
 
-from bot.channels.telegram import build_application, register_commands
+from bot.channels.telegram import build_application, register_commands, step_down
 from bot.config import Settings
 from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.matching import Matcher
@@ -138,6 +138,7 @@ async def stop(app: Application) -> None:
         await app.updater.stop()
     if app.running:
         await app.stop()
+    await step_down(app)
     await app.shutdown()
 
 

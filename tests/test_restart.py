@@ -18,8 +18,9 @@ from tests.botapi import BotApiEmulator
 
 
 async def start_bot(
-    emulator: BotApiEmulator, database_url: str, cwd: Path
+    emulator: BotApiEmulator, database_url: str, cwd: Path, **settings: str
 ) -> asyncio.subprocess.Process:
+    """`ipbot run` against the emulator, with `settings` (by their variable names) on top."""
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -29,6 +30,7 @@ async def start_bot(
         TELEGRAM_BOT_TOKEN=emulator.token,
         TELEGRAM_API_BASE_URL=emulator.base_url,
         DATABASE_URL=database_url,
+        **settings,
     )
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.cli", "run", cwd=cwd, env=environment,

@@ -3,7 +3,7 @@
 A talent's message or button tap becomes an `Inbound`; the talent handler decides; the replies
 go out as Telegram HTML with inline keyboards. Everything Telegram-specific lives here:
 update keys for idempotency, splitting long text, the send pace, the error handler, and
-running by long polling or by webhook.
+running by long polling or by webhook, each update stored until handled (see `updates`).
 """
 
 import asyncio
@@ -11,7 +11,8 @@ import hashlib
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -37,14 +38,18 @@ from telegram.ext import (
 )
 
 from bot import sla
+from bot.channels.updates import DurableUpdateQueue
 from bot.config import Settings
 from bot.conversation import Attachment, Inbound, OutMessage, Recipient, Unreachable
 from bot.knowledge import LANGUAGES, Language
+from bot.leadership import RETRY_SECONDS, Leadership
 from bot.reload import fingerprint, reload
 from bot.router import route
 from bot.services import Services
-from bot.store import privacy
+from bot.store import StoreUnavailable, privacy
+from bot.store.inbox import Inbox
 from bot.store.models import utcnow
+from bot.text import clean
 from handlers import expert
 
 CHANNEL = "telegram"
@@ -56,10 +61,13 @@ _log = logging.getLogger(__name__)
 def build_application(settings: Settings, services: Services) -> Application:
     """The PTB application for the configured bot, wired to the handlers."""
     assert settings.telegram_bot_token is not None
+    lease = timedelta(seconds=settings.telegram_update_lease_seconds)
+    updates = DurableUpdateQueue(Inbox(services.store, lease))
     application = (
         Application.builder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
+        .update_queue(updates)
         .rate_limiter(
             PacedRateLimiter(
                 chat_per_second=settings.telegram_chat_messages_per_second,
@@ -70,7 +78,7 @@ def build_application(settings: Settings, services: Services) -> Application:
                 max_retries=settings.telegram_max_retries,
             )
         )
-        .concurrent_updates(ChatOrderedProcessor())
+        .concurrent_updates(ChatOrderedProcessor(on_handled=updates.handled))
         .build()
     )
     application.bot_data["services"] = services
@@ -80,6 +88,11 @@ def build_application(settings: Settings, services: Services) -> Application:
     application.add_handler(CallbackQueryHandler(_on_button))
     application.add_handler(MessageHandler(private & ~filters.TEXT, _on_other_content))
     application.add_error_handler(_on_error)
+    # With several processes, the jobs that act for the whole bot run in one: see leadership.
+    application.bot_data["leadership"] = Leadership(services.store)
+    application.job_queue.run_repeating(
+        _contend_for_jobs, interval=RETRY_SECONDS, first=0, name="leadership"
+    )
     # Soon after start, so what fell due while the bot was down is done at once.
     application.job_queue.run_repeating(
         _check_service_levels, interval=settings.sla_check_seconds, first=1, name="sla"
@@ -90,6 +103,9 @@ def build_application(settings: Settings, services: Services) -> Application:
     application.job_queue.run_repeating(
         _purge_old_conversations, interval=6 * 3600, first=60, name="retention"
     )
+    # In every process: renew the lease on the updates it handles, take over abandoned ones.
+    renewal = lease.total_seconds() / 3
+    application.job_queue.run_repeating(_keep_inbox, interval=renewal, first=renewal, name="inbox")
     application.job_queue.run_repeating(
         _watch_knowledge,
         interval=settings.knowledge_check_seconds,
@@ -149,6 +165,9 @@ async def serve(application: Application, settings: Settings) -> int:
             await _services(application).tickets.appoint_staff(channel, external_id)
         await expert.redeliver(_services(application))
         await application.start()
+        # Updates a stopped process left unhandled. Those of one that died just now are leased
+        # to it a little longer: the inbox job takes them over when the lease runs out.
+        await _updates(application).recover(application.bot)
         if settings.telegram_webhook_url:
             await application.updater.start_webhook(
                 listen=settings.telegram_webhook_listen,
@@ -165,6 +184,7 @@ async def serve(application: Application, settings: Settings) -> int:
         await stop.wait()
         await application.updater.stop()
         await application.stop()
+        await step_down(application)
     settings.pid_file.unlink(missing_ok=True)
     return outcome["status"]
 
@@ -195,6 +215,10 @@ class TelegramOutbox:
             )
         except Forbidden as error:
             raise Unreachable(str(error)) from error
+        except BadRequest as error:
+            # Already edited so (the edit is done again after a crash): nothing to change.
+            if "not modified" not in error.message.lower():
+                raise
 
     async def send_to_chat(self, chat_id: int, reply: OutMessage) -> int:
         """Send one reply as HTML; text over Telegram's limit goes out in several messages, the
@@ -232,6 +256,9 @@ def split_html(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str
     return parts
 
 
+_LONGEST_ENTITY = len("&#x1f600;")
+
+
 def _pieces(text: str, limit: int) -> list[str]:
     pieces: list[str] = []
     for paragraph in text.split("\n\n"):
@@ -240,15 +267,31 @@ def _pieces(text: str, limit: int) -> list[str]:
             continue
         line_group = ""
         for word in paragraph.replace("\n", " \n ").split(" "):
-            candidate = f"{line_group} {word}" if line_group else word
-            if len(candidate) > limit:
-                pieces.append(line_group.strip())
-                line_group = word
-            else:
-                line_group = candidate
+            for chunk in _chunks(word, limit):
+                candidate = f"{line_group} {chunk}" if line_group else chunk
+                if len(candidate) > limit:
+                    pieces.append(line_group.strip())
+                    line_group = chunk
+                else:
+                    line_group = candidate
         if line_group.strip():
             pieces.append(line_group.strip())
     return pieces
+
+
+def _chunks(word: str, limit: int) -> list[str]:
+    """A word longer than `limit` (a long link; Chinese, which has no spaces) in parts that
+    fit, never cut inside an HTML entity such as `&amp;`."""
+    chunks: list[str] = []
+    while len(word) > limit:
+        cut = limit
+        entity = word.rfind("&", max(0, cut - _LONGEST_ENTITY), cut)
+        if entity > 0 and ";" not in word[entity:cut]:
+            cut = entity
+        chunks.append(word[:cut])
+        word = word[cut:]
+    chunks.append(word)
+    return chunks
 
 
 def _keyboard(reply: OutMessage) -> InlineKeyboardMarkup | None:
@@ -311,11 +354,22 @@ def _private_chat(chat_id: object) -> int | None:
 class ChatOrderedProcessor(BaseUpdateProcessor):
     """Handles updates concurrently, but one at a time per chat, in the order they came."""
 
-    def __init__(self, max_concurrent_updates: int = 64) -> None:
+    def __init__(
+        self,
+        max_concurrent_updates: int = 64,
+        on_handled: Callable[[object], Awaitable[None]] | None = None,
+    ) -> None:
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, asyncio.Lock] = {}
+        self._on_handled = on_handled
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        await self._in_chat_order(update, coroutine)
+        # Not reached if the handling was cancelled: the update is then handled again.
+        if self._on_handled is not None:
+            await self._on_handled(update)
+
+    async def _in_chat_order(self, update: object, coroutine: Awaitable[Any]) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None:
             await coroutine
@@ -335,41 +389,80 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         """Nothing to release."""
 
 
+async def step_down(application: Application) -> None:
+    """Give up the scheduled jobs, so another process of the bot takes them at once."""
+    await _leadership(application).step_down()
+
+
+def _leadership(application: Application) -> Leadership:
+    return application.bot_data["leadership"]
+
+
+async def _contend_for_jobs(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _leadership(context.application).contend()
+
+
+_Job = Callable[[ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+
+
+def _by_the_leader(job: _Job) -> _Job:
+    """The job, run only in the process that holds the jobs' lock."""
+
+    async def run_if_leading(context: ContextTypes.DEFAULT_TYPE) -> None:
+        if await _leadership(context.application).contend():
+            await job(context)
+
+    return run_if_leading
+
+
+@_by_the_leader
 async def _check_service_levels(context: ContextTypes.DEFAULT_TYPE) -> None:
     done = await sla.check(_services(context.application))
     if done:
         _log.info("Service levels: %s", done)
 
 
+@_by_the_leader
 async def _report_stale_entries(context: ContextTypes.DEFAULT_TYPE) -> None:
     await expert.report_stale(_services(context.application), utcnow().date())
 
 
+@_by_the_leader
 async def _purge_old_conversations(context: ContextTypes.DEFAULT_TYPE) -> None:
     services = _services(context.application)
     before = utcnow() - timedelta(days=services.settings.retention_days)
     purged = await privacy.purge(services.store, before)
     if purged:
         _log.info("Purged %d messages older than %s", purged, before.date())
+    # Telegram sends an update again for a day at most: the inbox need not remember it longer.
+    await _updates(context.application).inbox.purge(utcnow() - timedelta(days=1))
+
+
+async def _keep_inbox(context: ContextTypes.DEFAULT_TYPE) -> None:
+    updates = _updates(context.application)
+    await updates.inbox.renew()
+    await updates.recover(context.application.bot)
 
 
 async def _watch_knowledge(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Reload when the knowledge files change; tell staff what happened, once per change."""
+    """Reload when the knowledge files change, in every process (each has its own matcher);
+    the one running the scheduled jobs tells staff what happened, once per change."""
     services = _services(context.application)
     seen = context.job.data if context.job else None
     now = fingerprint(services.settings.knowledge_dir)
     if seen is None or now == seen["seen"]:
         return
     seen["seen"] = now
-    await reload_and_tell(services)
+    await reload_and_tell(services, tell=await _leadership(context.application).contend())
 
 
-async def reload_and_tell(services: Services, force: bool = False) -> None:
+async def reload_and_tell(services: Services, force: bool = False, tell: bool = True) -> None:
     """Reload the knowledge base and tell staff the outcome (with every problem's place)."""
     # Building the new index takes a moment: off the event loop, so updates keep flowing.
     outcome = await asyncio.to_thread(reload, services, force)
     await services.tickets.audit(None, "reload", outcome.version, status=outcome.status)
-    await expert.tell_staff(services, "kb_" + outcome.status, outcome=outcome)
+    if tell:
+        await expert.tell_staff(services, "kb_" + outcome.status, outcome=outcome)
 
 
 async def register_commands(application: Application) -> None:
@@ -389,11 +482,29 @@ def _services(application: Application) -> Services:
     return application.bot_data["services"]
 
 
-async def _reply(context: ContextTypes.DEFAULT_TYPE, chat_id: int, inbound: Inbound) -> None:
-    replies = await route(inbound, _services(context.application))
+def _updates(application: Application) -> DurableUpdateQueue:
+    updates = application.update_queue
+    assert isinstance(updates, DurableUpdateQueue)
+    return updates
+
+
+async def _reply(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, chat_id: int, inbound: Inbound
+) -> None:
+    services = _services(context.application)
+    if _updates(context.application).recovered(update):
+        inbound = replace(inbound, recovered=True)
+    # A turn cut off by a lost database connection was rolled back: it is done again.
+    replies = await services.store.retrying(lambda: route(inbound, services))
     outbox = TelegramOutbox(context.application)
     for reply in replies:
         await outbox.send_to_chat(chat_id, reply)
+    try:
+        async with services.store.transaction() as tx:
+            await tx.answered(inbound)
+    except StoreUnavailable as error:
+        # Only if this process then dies is the update handled again, and the replies resent.
+        _log.warning("Cannot note that update %s was answered: %s", update.update_id, error)
 
 
 def _inbound(
@@ -415,7 +526,7 @@ async def _on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message, user = update.effective_message, update.effective_user
     assert message is not None
     assert user is not None
-    await _reply(context, message.chat_id, _inbound(update, user, message.text or ""))
+    await _reply(update, context, message.chat_id, _inbound(update, user, message.text or ""))
 
 
 async def _on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -423,17 +534,24 @@ async def _on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     assert query is not None
     chat_id = query.message.chat.id if query.message else query.from_user.id
     message_id = query.message.message_id if query.message else 0
+    # The user's app sends the data, so it may be forged: control characters go (PostgreSQL
+    # refuses NUL in text), as from anything typed.
+    data = clean(query.data or "")
     inbound = Inbound(
         channel=CHANNEL,
         user_key=str(query.from_user.id),
         # The same button tapped twice is one event: the second tap is not answered again.
-        message_key=f"tap:{chat_id}:{message_id}:{query.data}",
-        button=query.data or "",
+        message_key=f"tap:{chat_id}:{message_id}:{data}",
+        button=data,
         language_hint=query.from_user.language_code,
         display_name=query.from_user.first_name,
     )
-    await query.answer()
-    await _reply(context, chat_id, inbound)
+    try:
+        await query.answer()
+    except BadRequest as error:
+        # A tap handled again after a crash is too old to answer; it is acted on all the same.
+        _log.info("Could not answer the tap on message %s: %s", message_id, error)
+    await _reply(update, context, chat_id, inbound)
 
 
 _CONTENT_KINDS: Sequence[str] = (
@@ -460,27 +578,48 @@ async def _on_other_content(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         content = content[-1] if content else None
     attachment = Attachment(kind, getattr(content, "file_id", None))
     inbound = _inbound(update, user, message.caption or "", attachment)
-    await _reply(context, message.chat_id, inbound)
+    await _reply(update, context, message.chat_id, inbound)
 
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log the failure with what it was handling, and tell the user rather than go silent."""
+    """Log the failure with what it was handling, and tell the user rather than go silent.
+
+    A database outage is expected to pass: the store logs it once, without a traceback; each
+    update it stops is noted, and its user asked to try again in a few minutes (a job simply
+    runs again at its next time).
+    """
+    unavailable = isinstance(context.error, StoreUnavailable)
+    if isinstance(context.error, StoreUnavailable):
+        _services(context.application).store.availability.lost(context.error)
     if not isinstance(update, Update):
-        _log.error("Error outside an update: %s", context.error, exc_info=context.error)
+        if unavailable:
+            job = context.job.name if context.job else None
+            _log.info("Job %s not done: the database is unavailable (%s)", job, context.error)
+        else:
+            _log.error("Error outside an update: %s", context.error, exc_info=context.error)
         return
     chat, user = update.effective_chat, update.effective_user
-    _log.error(
-        "Error handling update %s (chat %s, user %s): %s",
-        update.update_id,
-        chat.id if chat else None,
-        user.id if user else None,
-        context.error,
-        exc_info=context.error,
-    )
+    if unavailable:
+        _log.info(
+            "Update %s (chat %s) not handled: the database is unavailable (%s)",
+            update.update_id,
+            chat.id if chat else None,
+            context.error,
+        )
+    else:
+        _log.error(
+            "Error handling update %s (chat %s, user %s): %s",
+            update.update_id,
+            chat.id if chat else None,
+            user.id if user else None,
+            context.error,
+            exc_info=context.error,
+        )
     if chat is None or chat.type != "private":
         return
     language: Language = "zh" if user and (user.language_code or "").startswith("zh") else "en"
-    apology = _services(context.application).templates.render(language, "apology")
+    template = "try_later" if unavailable else "apology"
+    apology = _services(context.application).templates.render(language, template)
     try:
         await TelegramOutbox(context.application).send_to_chat(
             chat.id, OutMessage(text=apology, language=language)

@@ -1,15 +1,15 @@
 """The store: the database is the source of truth for users, what was said and tickets."""
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,11 +17,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from bot.conversation import Inbound, OutMessage
+from bot.conversation import Button, Inbound, OutMessage
 from bot.knowledge import Language
 from bot.redact import deadlines
-from bot.store import migrate
+from bot.store import migrate, outage
 from bot.store.models import AuditEvent, Feedback, Message, Ticket, TicketMessage, User, utcnow
+from bot.store.outage import Backoff, StoreUnavailable
+
+T = TypeVar("T")
 
 
 def typed_talent_questions(*columns: Any) -> Select[Any]:
@@ -45,22 +48,30 @@ class DuplicateInbound(Exception):
 class Store:
     """The database, opened from a URL (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, backoff: Backoff | None = None) -> None:
         self.engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.backoff = backoff or Backoff()
+        self.availability = outage.Availability()
+        self._sessions = async_sessionmaker(
+            engine, expire_on_commit=False, sync_session_class=outage.sessions_noting_writes()
+        )
+        outage.count_failed_connects_as_lost(engine)
 
     @classmethod
-    def open(cls, url: str) -> "Store":
-        """A store for `url`; a SQLite file's folder is created if missing."""
+    def open(cls, url: str, lock_wait: float = 30, backoff: Backoff | None = None) -> "Store":
+        """A store for `url`; a SQLite file's folder is created if missing. A SQLite connection
+        waits up to `lock_wait` seconds for another one's lock."""
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_async_engine(url, connect_args={"timeout": 30})
+            engine = create_async_engine(url, connect_args={"timeout": lock_wait})
             _enforce_sqlite_foreign_keys(engine)
         else:
-            engine = create_async_engine(url, pool_pre_ping=True)
-        return cls(engine)
+            # A pooled connection the server has closed is replaced before it is lent out.
+            engine = create_async_engine(url)
+            _ping_on_checkout(engine)
+        return cls(engine, backoff)
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest migration."""
@@ -76,9 +87,25 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator["Transaction"]:
-        """One unit of work: committed when the block ends, rolled back if it raises."""
-        async with self._sessions() as session, session.begin():
-            yield Transaction(session)
+        """One unit of work: committed when the block ends, rolled back if it raises.
+
+        Raises `StoreUnavailable` if the database cannot be reached or the connection is lost.
+        """
+        try:
+            async with self._sessions() as session, session.begin():
+                yield Transaction(session)
+        except (DBAPIError, OSError) as error:
+            if not outage.lost(error):
+                raise
+            raise StoreUnavailable(outage.summary(error)) from error
+        outage.committed(session)
+        self.availability.reached()
+
+    async def retrying(self, work: Callable[[], Awaitable[T]]) -> T:
+        """`work()`, which uses the store's transactions, done again after a lost connection
+        (with growing pauses) as long as none of its writes was committed. Raises
+        `StoreUnavailable` if the database stays out of reach."""
+        return await outage.run(work, self.backoff, self.availability)
 
 
 class Transaction:
@@ -89,6 +116,11 @@ class Transaction:
 
     async def user(self, channel: str, external_id: str, language: Language) -> User:
         """The user with this channel id, created on first contact."""
+        known = select(User).where(User.channel == channel, User.external_id == external_id)
+        # Nearly every message is from someone the bot knows: one query finds them.
+        found = await self.session.scalar(known)
+        if found is not None:
+            return found
         table = User.__table__
         insert = (
             postgresql_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
@@ -109,21 +141,13 @@ class Transaction:
             )
             .on_conflict_do_nothing(index_elements=["channel", "external_id"])
         )
-        found = await self.session.scalar(
-            select(User).where(User.channel == channel, User.external_id == external_id)
-        )
+        found = await self.session.scalar(known)
         assert found is not None
         return found
 
     async def accept(self, inbound: Inbound, user: User, text: str, language: Language) -> Message:
-        """Store an inbound message; raise `DuplicateInbound` if its key was seen before."""
-        seen = await self.session.scalar(
-            select(Message.id).where(
-                Message.channel == inbound.channel, Message.channel_key == inbound.message_key
-            )
-        )
-        if seen is not None:
-            raise DuplicateInbound(inbound.message_key)
+        """Store an inbound message; raise `DuplicateInbound` if its key was seen before (the
+        unique channel key refuses it, which also settles two deliveries handled at once)."""
         message = Message(
             user_id=user.id,
             channel=inbound.channel,
@@ -146,13 +170,15 @@ class Transaction:
         return message
 
     async def record_replies(
-        self, user: User, replies: Sequence[OutMessage], **decision: Any
+        self, inbound: Message, replies: Sequence[OutMessage], **decision: Any
     ) -> list[Message]:
-        """Store what the bot says; `decision` holds the matcher's fields for an answer."""
+        """Store what the bot says to `inbound`; `decision` holds the matcher's fields for an
+        answer."""
         stored = [
             Message(
-                user_id=user.id,
-                channel=user.channel,
+                user_id=inbound.user_id,
+                channel=inbound.channel,
+                reply_to=inbound.id,
                 direction="out",
                 text=reply.text,
                 buttons=[[button.label, button.payload] for button in reply.buttons] or None,
@@ -164,6 +190,47 @@ class Transaction:
         self.session.add_all(stored)
         await self.session.flush()
         return stored
+
+    async def unanswered(self, inbound: Inbound) -> Message | None:
+        """The stored inbound with this key, if the replies to it never went out."""
+        return await self.session.scalar(
+            select(Message).where(
+                Message.channel == inbound.channel,
+                Message.channel_key == inbound.message_key,
+                Message.direction == "in",
+                Message.delivered_at.is_(None),
+            )
+        )
+
+    async def replies_to(self, inbound: Message) -> list[OutMessage]:
+        """The replies stored for an inbound, in order."""
+        stored = await self.session.scalars(
+            select(Message)
+            .where(Message.user_id == inbound.user_id, Message.reply_to == inbound.id)
+            .order_by(Message.id)
+        )
+        return [
+            OutMessage(
+                text=reply.text,
+                language="zh" if reply.language == "zh" else "en",
+                buttons=tuple(Button(label, payload) for label, payload in reply.buttons or []),
+            )
+            for reply in stored
+        ]
+
+    async def answered(self, inbound: Inbound) -> None:
+        """Note that the replies to an inbound went out: it is owed nothing any more."""
+        await self.session.execute(
+            update(Message)
+            .where(
+                Message.channel == inbound.channel,
+                Message.channel_key == inbound.message_key,
+                Message.direction == "in",
+                Message.delivered_at.is_(None),
+            )
+            .values(delivered_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
     async def last_buttons(self, user: User, before: int) -> list[tuple[str, str]]:
         """The choices of the last message the bot sent this user before message `before`."""
@@ -290,6 +357,21 @@ class Transaction:
             .where(Ticket.status == "open", Ticket.id < ticket.id)
         )
         return ticket, (ahead or 0) + 1, created
+
+
+def _ping_on_checkout(engine: AsyncEngine) -> None:
+    """Test a PostgreSQL connection before it is lent out, as `pool_pre_ping` does, in one
+    round trip: the dialect's own ping wraps its query in BEGIN and ROLLBACK, three in all,
+    on every transaction."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        try:
+            dbapi_connection.run_async(lambda connection: connection.execute("SELECT 1"))
+        except Exception as error:
+            # As after a failed pre-ping: the server may have restarted, so every connection
+            # made before now is replaced, this one at once.
+            raise InvalidatePoolError() from error
 
 
 def _enforce_sqlite_foreign_keys(engine: AsyncEngine) -> None:

@@ -1,4 +1,5 @@
-"""The tables: users and their roles, what was said, feedback, tickets and their messages, audit.
+"""The tables: users and their roles, what was said, feedback, tickets and their messages, audit,
+and the inbox of channel updates not yet handled.
 
 Times are stored as naive UTC (SQLite has no time zones) and read back as aware UTC.
 """
@@ -8,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -109,7 +111,10 @@ class Message(Base):
     score: Mapped[float | None] = mapped_column(Float)
     options: Mapped[list[str] | None] = mapped_column(JSON)
     kb_version: Mapped[str | None] = mapped_column(String(16))
+    # For a reply: the inbound it answers (replies stored but never sent go out on recovery).
+    reply_to: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # For an inbound: when the replies to it went out (until then, a recovered one is owed them).
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
@@ -212,3 +217,23 @@ class AuditEvent(Base):
     subject: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InboxUpdate(Base):
+    """A channel update (a Telegram update, as its JSON) kept from its arrival until handled.
+
+    It is stored before the channel is told it arrived, so an update is never lost in a crash:
+    one that a process received but did not finish is handed in again once that process's
+    lease on it runs out. Once handled, only its id is kept, to refuse it if sent again.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index(None, "handled_at", "lease_until"),)
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The process handling it, which renews its lease while it lives.
+    owner: Mapped[str] = mapped_column(String(32))
+    lease_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -221,6 +221,22 @@ class Tickets:
             )
             return [Relay(m.id, m.ticket_id, m.sender_id, m.recipient_id, m.text) for m in rows]
 
+    async def undelivered_from(self, source_key: str) -> Relay | None:
+        """The relayed message stored from this inbound, if it was never shown (a crash)."""
+        async with self.store.transaction() as tx:
+            message = await tx.session.scalar(
+                select(TicketMessage).where(
+                    TicketMessage.source_key == source_key,
+                    TicketMessage.delivered_at.is_(None),
+                    TicketMessage.recipient_id.is_not(None),
+                )
+            )
+            if message is None:
+                return None
+            return Relay(
+                message.id, message.ticket_id, message.sender_id, message.recipient_id, message.text
+            )
+
     async def user(self, user_id: int) -> User | None:
         async with self.store.transaction() as tx:
             return await tx.session.get(User, user_id)

@@ -1,0 +1,82 @@
+"""Telegram updates that survive a crash: PTB's update queue, backed by the store's inbox.
+
+PTB confirms polled updates to Telegram with its next getUpdates, once it has put them in the
+application's queue, and answers a webhook request as soon as its update is in that queue; an
+update still queued, or being handled, when the process dies would be lost. This queue stores
+each update in the inbox before taking it, so Telegram hears of an update's arrival only once
+it is safe (unless the database stays out of reach: see `_receive`). The update processor
+marks each one handled when its handling ends; one that a dead process left unfinished is
+taken over from the inbox and queued again, marked recovered.
+"""
+
+import asyncio
+import logging
+
+from telegram import Bot, Update
+
+from bot.store import StoreUnavailable
+from bot.store.inbox import Inbox
+
+_log = logging.getLogger(__name__)
+
+
+class DurableUpdateQueue(asyncio.Queue[object]):
+    """The application's update queue: an update is stored before it is queued."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        super().__init__()
+        self.inbox = inbox
+        # Queued and not yet handled (Telegram may send one again meanwhile), and of those the
+        # ones taken over from a stopped process.
+        self._pending: set[int] = set()
+        self._recovered: set[int] = set()
+
+    async def put(self, item: object) -> None:
+        """Store an update, then queue it; not one handled or queued before, or another
+        process's."""
+        if isinstance(item, Update):
+            if item.update_id in self._pending or not await self._receive(item):
+                return
+            self._pending.add(item.update_id)
+        await super().put(item)
+
+    async def _receive(self, update: Update) -> bool:
+        # Until the update is stored Telegram should not hear of it, so a short outage is waited
+        # out (the store's retries). A longer one is not, or every chat would wait in silence:
+        # the update goes on unstored, its handling meets the outage, and the user is asked to
+        # send it again.
+        try:
+            return await self.inbox.store.retrying(
+                lambda: self.inbox.receive(update.update_id, update.to_dict())
+            )
+        except StoreUnavailable as error:
+            _log.info("Update %s goes on unstored: %s", update.update_id, error)
+            return True
+
+    async def recover(self, bot: Bot) -> int:
+        """Queue again the updates that a process which stopped left unhandled; how many."""
+        payloads = await self.inbox.take_abandoned()
+        for payload in payloads:
+            update = Update.de_json(payload, bot)
+            self._pending.add(update.update_id)
+            self._recovered.add(update.update_id)
+            await super().put(update)
+        if payloads:
+            _log.warning("Handling %d updates that a stopped process left unhandled", len(payloads))
+        return len(payloads)
+
+    def recovered(self, update: Update) -> bool:
+        """Whether `update` is handled again, after the process handling it stopped."""
+        return update.update_id in self._recovered
+
+    async def handled(self, update: object) -> None:
+        """Mark an update's handling finished (the update processor calls this)."""
+        if not isinstance(update, Update):
+            return
+        try:
+            await self.inbox.handled(update.update_id)
+        except StoreUnavailable as error:
+            # Left unhandled, it is handled again only after a crash, and owed nothing then.
+            _log.warning("Cannot mark update %s handled: %s", update.update_id, error)
+        self._pending.discard(update.update_id)
+        self._recovered.discard(update.update_id)

@@ -1,0 +1,111 @@
+"""The inbox: channel updates kept from their arrival until handled, for every bot process.
+
+Each process names itself with an owner token and holds a lease on the updates it received,
+renewing it while it lives. An update still unhandled when its lease has run out was left by
+a process that died (or stalled for longer than a lease): another process takes it over, one
+only, by a conditional UPDATE, and handles it again.
+"""
+
+import os
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot.store import Store
+from bot.store.models import InboxUpdate, utcnow
+
+
+class Inbox:
+    """This process's side of the inbox."""
+
+    def __init__(self, store: Store, lease: timedelta) -> None:
+        self.store = store
+        self.lease = lease
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+    async def receive(self, update_id: int, payload: dict[str, Any]) -> bool:
+        """Keep an update that arrived, leased to this process; whether this process is to
+        handle it (not if it was handled, or another process has it)."""
+        now = utcnow()
+        async with self.store.transaction() as tx:
+            postgresql = tx.session.bind.dialect.name == "postgresql"
+            insert = postgresql_insert if postgresql else sqlite_insert
+            kept = await tx.session.execute(
+                insert(InboxUpdate)
+                .values(
+                    update_id=update_id,
+                    payload=payload,
+                    owner=self.owner,
+                    lease_until=now + self.lease,
+                    received_at=now,
+                )
+                # Already this process's, and not handled: a first try whose commit went
+                # through but whose answer was lost, or Telegram sending it again meanwhile
+                # (the process knows what it has queued).
+                .on_conflict_do_update(
+                    index_elements=["update_id"],
+                    set_={"lease_until": now + self.lease},
+                    where=(InboxUpdate.owner == self.owner) & InboxUpdate.handled_at.is_(None),
+                )
+            )
+            return kept.rowcount == 1
+
+    async def handled(self, update_id: int) -> None:
+        """Mark an update handled; its content goes, its id stays to refuse it if sent again."""
+        async with self.store.transaction() as tx:
+            await tx.session.execute(
+                update(InboxUpdate)
+                .where(InboxUpdate.update_id == update_id)
+                .values(handled_at=utcnow(), payload=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def renew(self) -> None:
+        """Extend this process's lease on the updates it has not finished."""
+        async with self.store.transaction() as tx:
+            await tx.session.execute(
+                update(InboxUpdate)
+                .where(InboxUpdate.owner == self.owner, InboxUpdate.handled_at.is_(None))
+                .values(lease_until=utcnow() + self.lease)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def take_abandoned(self) -> list[dict[str, Any]]:
+        """Take over the unhandled updates whose lease ran out, oldest first; their JSON."""
+        now = utcnow()
+        abandoned = (
+            InboxUpdate.handled_at.is_(None),
+            InboxUpdate.lease_until < now,
+            InboxUpdate.owner != self.owner,
+        )
+        taken = []
+        async with self.store.transaction() as tx:
+            candidates = await tx.session.execute(
+                select(InboxUpdate.update_id, InboxUpdate.payload)
+                .where(*abandoned)
+                .order_by(InboxUpdate.update_id)
+            )
+            for update_id, payload in candidates.all():
+                won = await tx.session.execute(
+                    update(InboxUpdate)
+                    .where(InboxUpdate.update_id == update_id, *abandoned)
+                    .values(owner=self.owner, lease_until=now + self.lease)
+                    .execution_options(synchronize_session=False)
+                )
+                if won.rowcount == 1 and payload is not None:
+                    taken.append(payload)
+        return taken
+
+    async def purge(self, before: datetime) -> int:
+        """Forget updates handled before `before`; how many."""
+        async with self.store.transaction() as tx:
+            gone = await tx.session.execute(
+                delete(InboxUpdate)
+                .where(InboxUpdate.handled_at < before)
+                .execution_options(synchronize_session=False)
+            )
+            return gone.rowcount or 0

@@ -1,0 +1,213 @@
+"""Handing in again what a stopped process left unfinished: the inbox's leases, and what a
+recovered inbound is owed, on SQLite and PostgreSQL."""
+
+import asyncio
+import socket
+from dataclasses import replace
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from telegram import Bot, Update
+from telegram.ext import Application
+
+from bot.channels.telegram import build_application, webhook_secret
+from bot.channels.updates import DurableUpdateQueue
+from bot.conversation import Inbound
+from bot.services import Services
+from bot.store import Store
+from bot.store.inbox import Inbox
+from bot.store.models import AuditEvent, InboxUpdate, Ticket, User, utcnow
+from handlers import expert, talent
+from tests.botapi import BotApiEmulator
+from tests.conftest import stop, telegram_settings
+
+LEASE = timedelta(seconds=0.3)
+QUESTION = "Can a foreigner take the patent agent exam?"
+# Updates are read back with a bot attached, as PTB does; this one never sends anything.
+BOT = Bot("123456:TEST-TOKEN")
+
+
+def process(store: Store) -> DurableUpdateQueue:
+    """The update queue of one bot process."""
+    return DurableUpdateQueue(Inbox(store, LEASE))
+
+
+def update(update_id: int) -> Update:
+    message = {
+        "message_id": update_id,
+        "date": 0,
+        "chat": {"id": 7, "type": "private"},
+        "from": {"id": 7, "is_bot": False, "first_name": "Alex"},
+        "text": f"message {update_id}",
+    }
+    return Update.de_json({"update_id": update_id, "message": message}, BOT)
+
+
+def queued(queue: DurableUpdateQueue) -> list[Update]:
+    taken = []
+    while not queue.empty():
+        taken.append(queue.get_nowait())
+    return taken
+
+
+async def test_an_update_is_handled_by_the_process_it_reached_first_and_once(
+    store: Store,
+) -> None:
+    first, second = process(store), process(store)
+    await first.put(update(1))
+    await first.put(update(1))
+    await second.put(update(1))
+    assert [u.update_id for u in queued(first)] == [1]
+    assert queued(second) == []
+    await first.handled(update(1))
+    for queue in (first, second):
+        await queue.put(update(1))
+        assert queued(queue) == []
+
+
+async def test_a_dead_process_s_updates_are_taken_over_once_and_a_live_one_s_are_kept(
+    store: Store,
+) -> None:
+    alive, dead = process(store), process(store)
+    await alive.put(update(1))
+    await dead.put(update(2))
+    takers = process(store), process(store)
+    assert await takers[0].recover(BOT) == 0  # both leases are running
+    await asyncio.sleep(LEASE.total_seconds() * 1.5)
+    await alive.inbox.renew()
+    assert [await taker.recover(BOT) for taker in takers] == [1, 0]
+    [recovered] = queued(takers[0])
+    assert recovered.update_id == 2
+    assert recovered.message is not None
+    assert recovered.message.text == "message 2"
+    assert takers[0].recovered(recovered)
+    await takers[0].handled(recovered)
+    assert not takers[0].recovered(recovered)
+    async with store.transaction() as tx:
+        row = await tx.session.get(InboxUpdate, 2)
+    assert row is not None
+    assert row.handled_at is not None
+    assert row.payload is None
+
+
+async def test_the_purge_forgets_handled_updates_and_keeps_the_others(store: Store) -> None:
+    queue = process(store)
+    for update_id in (1, 2):
+        await queue.put(update(update_id))
+    await queue.handled(update(1))
+    assert await queue.inbox.purge(utcnow() + timedelta(seconds=1)) == 1
+    async with store.transaction() as tx:
+        kept = list(await tx.session.scalars(select(InboxUpdate.update_id)))
+    assert kept == [2]
+
+
+async def test_a_recovered_message_gets_the_replies_that_never_went_out_and_only_once(
+    services: Services,
+) -> None:
+    inbound = Inbound(channel="telegram", user_key="41", message_key="update:41", text=QUESTION)
+    replies = await talent.handle(inbound, services)
+    assert replies
+    assert await talent.handle(inbound, services) == []
+    # The process died before sending them: they are owed.
+    assert await talent.handle(replace(inbound, recovered=True), services) == replies
+    async with services.store.transaction() as tx:
+        await tx.answered(inbound)
+    assert await talent.handle(replace(inbound, recovered=True), services) == []
+
+
+async def test_a_recovered_claim_ends_in_one_claim_and_the_case_card(
+    services: Services,
+) -> None:
+    await services.tickets.enrol("telegram", "42", "Sun")
+    async with services.store.transaction() as tx:
+        asker = await tx.user("telegram", "43", "en")
+        ticket, _, _ = await tx.request_expert(asker, QUESTION, "en", None)
+    tap = Inbound(
+        channel="telegram",
+        user_key="42",
+        message_key=f"tap:42:9:1:c:{ticket.id}",
+        button=f"1:c:{ticket.id}",
+    )
+    [case] = await expert.handle(tap, services)
+    assert case.text.startswith(f"<b>Ticket #T-{ticket.id}</b>")
+    assert await expert.handle(tap, services) == []
+    # The process died before the case card went out: the claim goes on to it.
+    assert await expert.handle(replace(tap, recovered=True), services) == [case]
+    async with services.store.transaction() as tx:
+        await tx.answered(tap)
+        claims = await tx.session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "claim")
+        )
+    assert claims == 1
+    assert await expert.handle(replace(tap, recovered=True), services) == []
+
+
+async def test_a_recovered_message_is_relayed_if_it_never_was(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    talent_user, expert_user, ticket = await claimed_ticket(services)
+    inbound = Inbound(channel="telegram", user_key="44", message_key="update:44", text="Hello")
+    # The process stored the message and died before relaying it.
+    async with services.store.transaction() as tx:
+        await tx.accept(inbound, talent_user, "Hello", "en")
+    await services.tickets.store_relay(ticket, talent_user, expert_user, "Hello", "update:44")
+    expert_phone = emulator.phone(45)
+    assert await talent.handle(replace(inbound, recovered=True), services) == []
+    [shown] = await expert_phone.read()
+    assert shown.text == f"Talent #T-{ticket.id}: Hello"
+    assert await talent.handle(replace(inbound, recovered=True), services) == []
+    assert await expert_phone.quiet() == []
+
+
+async def test_a_recovered_expert_message_is_relayed_if_it_never_was(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    talent_user, expert_user, ticket = await claimed_ticket(services)
+    inbound = Inbound(channel="telegram", user_key="45", message_key="update:45", text="Hi")
+    async with services.store.transaction() as tx:
+        await tx.accept(inbound, expert_user, "Hi", "en")
+    await services.tickets.store_relay(ticket, expert_user, talent_user, "Hi", "update:45")
+    talent_phone = emulator.phone(44)
+    assert await expert.handle(replace(inbound, recovered=True), services) == []
+    [shown] = await talent_phone.read()
+    assert shown.text == "Expert Sun: Hi"
+    async with services.store.transaction() as tx:
+        await tx.answered(inbound)
+    assert await expert.handle(replace(inbound, recovered=True), services) == []
+    assert await talent_phone.quiet() == []
+
+
+async def claimed_ticket(services: Services) -> tuple[User, User, Ticket]:
+    """Talent 44's ticket, claimed by expert 45."""
+    expert_user = await services.tickets.enrol("telegram", "45", "Sun")
+    async with services.store.transaction() as tx:
+        talent_user = await tx.user("telegram", "44", "en")
+        ticket, _, _ = await tx.request_expert(talent_user, QUESTION, "en", None)
+    assert await services.tickets.claim(ticket.id, expert_user, limit=3) == "claimed"
+    return talent_user, expert_user, ticket
+
+
+async def test_a_webhook_request_is_answered_once_its_update_is_stored(
+    emulator: BotApiEmulator, services: Services
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = telegram_settings(emulator, telegram_webhook_url=f"http://127.0.0.1:{port}")
+    app = build_application(settings, services)
+    await app.initialize()
+    await app.start()
+    await app.updater.start_webhook(
+        listen="127.0.0.1",
+        port=port,
+        url_path="telegram",
+        secret_token=webhook_secret(settings),
+        webhook_url=f"http://127.0.0.1:{port}/telegram",
+    )
+    try:
+        delivered = emulator.phone(46).update(text=QUESTION)
+        assert await emulator.deliver(delivered) == 200
+        async with services.store.transaction() as tx:
+            assert await tx.session.get(InboxUpdate, delivered["update_id"]) is not None
+    finally:
+        await stop(app)
