@@ -49,3 +49,24 @@ def test_matcher_benchmark_asks_the_real_knowledge_base_its_labelled_questions()
     assert lines[0].startswith("38 entries")
     assert "zh questions" in lines[0]
     assert lines[-1].startswith("entries=38 ")
+
+
+def test_throughput_benchmark_answers_every_question_it_sends() -> None:
+    lines = run(
+        "throughput.py", "--database", "sqlite", "--updates", "40", "--warmup", "5",
+        "--concurrency", "8", "--chats", "20",
+    )  # fmt: skip
+    assert re.search(r"handled_per_s=[\d.]+ p50_ms=[\d.]+ p99_ms=[\d.]+", lines[-1])
+    assert " unanswered=0 errors=0 " in lines[-1]
+
+
+def test_ticket_benchmark_checks_every_ticket_was_claimed_and_closed_once() -> None:
+    lines = run("tickets.py", "--database", "sqlite", "--tickets", "30", "--experts", "10")
+    assert "check: every ticket claimed once and closed once" in lines
+    assert lines[-1].endswith("failures=0 correct=yes")
+
+
+def test_soak_benchmark_reports_memory_at_start_and_end() -> None:
+    lines = run("soak.py", "--database", "sqlite", "--minutes", "0.1", "--rate", "5")
+    assert re.search(r" rss_start_mb=[\d.]+ rss_end_mb=[\d.]+ errors=0 ", lines[-1])
+    assert lines[-1].endswith(" unanswered=0")
