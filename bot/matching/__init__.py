@@ -29,6 +29,7 @@ from bot.matching.index import (
     Triples,
     Vectors,
     inverse_document_frequency,
+    ranges,
     unit_vector,
 )
 from bot.matching.normalize import TERM_MARK, Normalizer
@@ -204,9 +205,7 @@ class Matcher:
                 bags.add(document, features.of(tag))
         self._features = features.numbers
         bag_documents, bag_features, bag_counts = bags.arrays(len(features))
-        self._idf = inverse_document_frequency(
-            bag_documents, bag_features, len(owned), len(features)
-        )
+        self._idf = inverse_document_frequency(bag_features, len(owned), len(features))
         # A word no entry uses is as telling as the rarest one: it lowers every similarity.
         self._unseen = float(self._idf.max(initial=1.0))
         self._documents = Index(bag_documents, bag_features, bag_counts, self._idf, len(owned))
@@ -300,7 +299,7 @@ class Matcher:
             chosen = np.argpartition(-overall, _SHORTLIST - 1)[:_SHORTLIST]
         starts = self._owner_starts[chosen]
         counts = self._owner_starts[chosen + 1] - starts
-        phrasings = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        phrasings = ranges(starts, counts)
         dense = np.zeros(len(self._features))
         dense[list(query)] = list(query.values())
         similarities = self._phrasings.similarities(phrasings, dense)

@@ -67,11 +67,18 @@ class Triples:
 
 
 def inverse_document_frequency(
-    documents: Numbers, features: Numbers, document_count: int, feature_count: int
+    features: Numbers, document_count: int, feature_count: int
 ) -> Scores:
-    """Smoothed IDF of every feature, from distinct (document, feature) pairs."""
+    """Smoothed IDF of every feature, from the features of distinct (document, feature) pairs."""
     frequency = np.bincount(features, minlength=feature_count)
     return np.log((1 + document_count) / (1 + frequency)) + 1.0
+
+
+def ranges(starts: Numbers, lengths: Numbers) -> Numbers:
+    """The numbers `starts[i]` to `starts[i] + lengths[i] - 1` for each i, one range after
+    another."""
+    offsets = np.cumsum(lengths) - lengths
+    return np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
 
 
 class Index:
@@ -127,9 +134,7 @@ class Vectors:
         weight for every feature number."""
         starts = self._starts[chosen]
         lengths = self._starts[chosen + 1] - starts
-        total = int(lengths.sum())
-        # Where each chosen document's features lie, one after another.
-        positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+        positions = ranges(starts, lengths)
         products = self._weights[positions] * query[self._features[positions]]
         owners = np.repeat(np.arange(len(chosen)), lengths)
         return np.bincount(owners, weights=products, minlength=len(chosen))
