@@ -1,17 +1,23 @@
 """A database of its own for one benchmark run: a SQLite file, or a PostgreSQL database that is
 created for the run and dropped after it."""
 
+import argparse
 import os
 import tempfile
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
-from sqlalchemy.engine import make_url
-
 from bot.store import Store
+from tests import postgres
+
+
+def add_database_options(parser: argparse.ArgumentParser) -> None:
+    """`--database` and `--postgres-url`, as every benchmark takes them."""
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--postgres-url", help="server for a fresh database (default: TEST_POSTGRES_URL)"
+    )
 
 
 def postgres_server(url: str | None) -> str:
@@ -34,26 +40,9 @@ async def scratch_database(kind: str, postgres_url: str | None = None) -> AsyncI
             await _migrate(url)
             yield url
         return
-    server = make_url(postgres_server(postgres_url))
-    name = f"ipbot_bench_{uuid.uuid4().hex[:12]}"
-    admin_dsn = server.set(
-        drivername="postgresql", database=server.database or "postgres"
-    ).render_as_string(hide_password=False)
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        url = server.set(database=name).render_as_string(hide_password=False)
+    async with postgres.scratch_database(postgres_server(postgres_url), "ipbot_bench") as url:
         await _migrate(url)
         yield url
-    finally:
-        admin = await asyncpg.connect(admin_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def _migrate(url: str) -> None:

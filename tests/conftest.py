@@ -6,13 +6,11 @@ reached, the tests fail rather than skip.
 """
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 from telegram import Update
 from telegram.ext import Application
 
@@ -25,6 +23,7 @@ from bot.services import Services, thresholds_from
 from bot.store import Store
 from bot.templates import Templates
 from tests.botapi import BotApiEmulator
+from tests.postgres import scratch_database
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
 
@@ -80,31 +79,16 @@ class PostgresDatabase:
     def __init__(self) -> None:
         if not POSTGRES_URL:
             pytest.skip("TEST_POSTGRES_URL is not set: no PostgreSQL server configured")
-        self.server = make_url(POSTGRES_URL)
-        self.name = f"ipbot_test_{uuid.uuid4().hex[:12]}"
-
-    def _dsn(self, database: str) -> str:
-        return self.server.set(drivername="postgresql", database=database).render_as_string(
-            hide_password=False
-        )
+        self._database = scratch_database(POSTGRES_URL, "ipbot_test")
 
     async def __aenter__(self) -> str:
         try:
-            admin = await asyncpg.connect(self._dsn(self.server.database or "postgres"))
+            return await self._database.__aenter__()
         except (OSError, asyncpg.PostgresError) as error:
             pytest.fail(f"TEST_POSTGRES_URL is set but the server cannot be used: {error}")
-        try:
-            await admin.execute(f'CREATE DATABASE "{self.name}"')
-        finally:
-            await admin.close()
-        return self.server.set(database=self.name).render_as_string(hide_password=False)
 
     async def __aexit__(self, *exc_info: object) -> None:
-        admin = await asyncpg.connect(self._dsn(self.server.database or "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await self._database.__aexit__(*exc_info)
 
 
 @pytest.fixture

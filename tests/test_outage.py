@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiosqlite
-import asyncpg
 import pytest
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import make_url
@@ -33,6 +32,7 @@ from bot.store.models import AuditEvent, Message, User
 from bot.templates import Templates
 from tests.botapi import BotApiEmulator
 from tests.conftest import POSTGRES_URL, PostgresDatabase, start_polling, stop, telegram_settings
+from tests.postgres import as_admin
 
 QUESTION = "Can a foreigner take the patent agent exam?"
 ANSWERED = "Foreign Permanent Residence ID Card"
@@ -59,15 +59,10 @@ class PostgresOutage:
     def __init__(self, url: str) -> None:
         self.name = make_url(url).database
         assert POSTGRES_URL is not None
-        server = make_url(POSTGRES_URL)
-        self._admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._server = POSTGRES_URL
 
     async def _as_admin(self, statement: str, *arguments: object) -> None:
-        admin = await asyncpg.connect(self._admin_dsn)
-        try:
-            await admin.execute(statement, *arguments)
-        finally:
-            await admin.close()
+        await as_admin(self._server, statement, *arguments)
 
     async def interrupt(self) -> None:
         await self._as_admin(
