@@ -5,6 +5,7 @@ Telegram and the users. The emulator here notes when each message reached a chat
 from an update sent to its reply received can be measured.
 """
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -40,6 +41,18 @@ except SystemExit:
     pass
 profile.dump_stats({out!r})
 """
+
+
+def add_bot_options(parser: argparse.ArgumentParser) -> None:
+    """`--mode` and `--limits`, for the benchmarks that run the bot."""
+    parser.add_argument("--mode", choices=("webhook", "polling"), default="webhook")
+    parser.add_argument(
+        "--limits",
+        choices=("off", "telegram"),
+        default="off",
+        help="off: no send limits anywhere; telegram: the emulator enforces Telegram's "
+        "(30 messages/s, 1/s per chat) and the bot paces itself to them",
+    )
 
 
 def telegram_limits(enforced: bool) -> Limits:

@@ -30,8 +30,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from bench.database import scratch_database
-from bench.harness import BotOptions, BotProcess, TimedEmulator, questions, telegram_limits
+from bench.database import add_database_options, scratch_database
+from bench.harness import (
+    BotOptions,
+    BotProcess,
+    TimedEmulator,
+    add_bot_options,
+    questions,
+    telegram_limits,
+)
 from bench.report import aligned, figures, table
 from bot.store import Store
 from bot.store.tickets import Tickets
@@ -356,17 +363,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--minutes", type=float, default=10, help="how long to send")
     parser.add_argument("--rate", type=float, default=20, help="updates per second")
-    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument(
-        "--postgres-url", help="server for a fresh database (default: TEST_POSTGRES_URL)"
-    )
-    parser.add_argument("--mode", choices=("webhook", "polling"), default="webhook")
-    parser.add_argument(
-        "--limits",
-        choices=("off", "telegram"),
-        default="off",
-        help="telegram: the emulator enforces Telegram's send limits, the bot paces to them",
-    )
+    add_database_options(parser)
+    add_bot_options(parser)
     parser.add_argument("--talents", type=int, default=3000, help="distinct talents")
     parser.add_argument("--experts", type=int, default=10, help="volunteer experts")
     parser.add_argument(

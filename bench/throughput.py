@@ -29,8 +29,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from bench.database import scratch_database
-from bench.harness import BotOptions, BotProcess, TimedEmulator, questions, telegram_limits
+from bench.database import add_database_options, scratch_database
+from bench.harness import (
+    BotOptions,
+    BotProcess,
+    TimedEmulator,
+    add_bot_options,
+    questions,
+    telegram_limits,
+)
 from bench.report import figures, percentile, table
 from tests.botapi import Phone
 
@@ -231,18 +238,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument(
-        "--postgres-url", help="server for a fresh database (default: TEST_POSTGRES_URL)"
-    )
-    parser.add_argument("--mode", choices=("webhook", "polling"), default="webhook")
-    parser.add_argument(
-        "--limits",
-        choices=("off", "telegram"),
-        default="off",
-        help="off: no send limits anywhere; telegram: the emulator enforces Telegram's "
-        "(30 messages/s, 1/s per chat) and the bot paces itself to them",
-    )
+    add_database_options(parser)
+    add_bot_options(parser)
     parser.add_argument("--updates", type=int, default=3000, help="questions to send")
     parser.add_argument("--rate", type=float, help="send this many a second (open loop)")
     parser.add_argument(

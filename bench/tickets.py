@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from sqlalchemy import func, select
 
-from bench.database import scratch_database
+from bench.database import add_database_options, scratch_database
 from bench.harness import questions
 from bench.report import figures, percentile, table
 from bot.store import Store
@@ -225,10 +225,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument(
-        "--postgres-url", help="server for a fresh database (default: TEST_POSTGRES_URL)"
-    )
+    add_database_options(parser)
     parser.add_argument("--tickets", type=int, default=2000, help="tickets to open and close")
     parser.add_argument("--experts", type=int, default=50, help="experts working at once")
     parser.add_argument("--talents", type=int, default=10, help="talents opening at once")
