@@ -500,7 +500,7 @@ async def _reply(
     for reply in replies:
         await outbox.send_to_chat(chat_id, reply)
     try:
-        async with services.store.transaction() as tx:
+        async with services.store.statement() as tx:
             await tx.answered(inbound)
     except StoreUnavailable as error:
         # Only if this process then dies is the update handled again, and the replies resent.

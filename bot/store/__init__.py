@@ -3,7 +3,7 @@
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,8 +56,14 @@ class Store:
         self.engine = engine
         self.backoff = backoff or Backoff()
         self.availability = outage.Availability()
+        noting_writes = outage.sessions_noting_writes()
         self._sessions = async_sessionmaker(
-            engine, expire_on_commit=False, sync_session_class=outage.sessions_noting_writes()
+            engine, expire_on_commit=False, sync_session_class=noting_writes
+        )
+        self._statements = async_sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+            sync_session_class=noting_writes,
         )
         outage.count_failed_connects_as_lost(engine)
 
@@ -89,14 +95,28 @@ class Store:
         """Close every connection."""
         await self.engine.dispose()
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator["Transaction"]:
+    def transaction(self) -> AbstractAsyncContextManager["Transaction"]:
         """One unit of work: committed when the block ends, rolled back if it raises.
 
         Raises `StoreUnavailable` if the database cannot be reached or the connection is lost.
         """
+        return self._unit(self._sessions)
+
+    def statement(self) -> AbstractAsyncContextManager["Transaction"]:
+        """A unit of work of one statement, which commits as it runs: without BEGIN and COMMIT,
+        two round trips fewer than `transaction`. The statement must be safe to run twice, for
+        a lost connection may hide that it ran.
+
+        Raises `StoreUnavailable` as `transaction` does.
+        """
+        return self._unit(self._statements)
+
+    @asynccontextmanager
+    async def _unit(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> AsyncIterator["Transaction"]:
         try:
-            async with self._sessions() as session, session.begin():
+            async with sessions() as session, session.begin():
                 yield Transaction(session)
         except (DBAPIError, OSError) as error:
             if not outage.lost(error):

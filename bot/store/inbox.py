@@ -31,7 +31,7 @@ class Inbox:
         """Keep an update that arrived, leased to this process; whether this process is to
         handle it (not if it was handled, or another process has it)."""
         now = utcnow()
-        async with self.store.transaction() as tx:
+        async with self.store.statement() as tx:
             postgresql = tx.session.bind.dialect.name == "postgresql"
             insert = postgresql_insert if postgresql else sqlite_insert
             kept = await tx.session.execute(
@@ -56,7 +56,7 @@ class Inbox:
 
     async def handled(self, update_id: int) -> None:
         """Mark an update handled; its content goes, its id stays to refuse it if sent again."""
-        async with self.store.transaction() as tx:
+        async with self.store.statement() as tx:
             await tx.session.execute(
                 update(InboxUpdate)
                 .where(InboxUpdate.update_id == update_id)
@@ -66,7 +66,7 @@ class Inbox:
 
     async def renew(self) -> None:
         """Extend this process's lease on the updates it has not finished."""
-        async with self.store.transaction() as tx:
+        async with self.store.statement() as tx:
             await tx.session.execute(
                 update(InboxUpdate)
                 .where(InboxUpdate.owner == self.owner, InboxUpdate.handled_at.is_(None))

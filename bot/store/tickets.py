@@ -243,7 +243,7 @@ class Tickets:
 
     async def role_of(self, channel: str, external_id: str) -> str:
         """`talent`, `expert` or `staff`; someone never seen is a talent."""
-        async with self.store.transaction() as tx:
+        async with self.store.statement() as tx:
             role = await tx.session.scalar(
                 select(User.role).where(User.channel == channel, User.external_id == external_id)
             )
