@@ -90,6 +90,20 @@ async def test_a_dead_process_s_updates_are_taken_over_once_and_a_live_one_s_are
     assert row.payload is None
 
 
+async def test_updates_handled_at_once_are_all_marked_and_never_taken_over(
+    store: Store,
+) -> None:
+    dead = process(store)
+    for update_id in range(1, 21):
+        await dead.put(update(update_id))
+    # Finished together: most wait for the mark being written and are marked in the next one.
+    await asyncio.gather(*(dead.handled(update(update_id)) for update_id in range(1, 20)))
+    await asyncio.sleep(LEASE.total_seconds() * 1.5)
+    taker = process(store)
+    assert await taker.recover(BOT) == 1
+    assert [u.update_id for u in queued(taker)] == [20]
+
+
 async def test_the_purge_forgets_handled_updates_and_keeps_the_others(store: Store) -> None:
     queue = process(store)
     for update_id in (1, 2):

@@ -7,6 +7,10 @@ each update in the inbox before taking it, so Telegram hears of an update's arri
 it is safe (unless the database stays out of reach: see `_receive`). The update processor
 marks each one handled when its handling ends; one that a dead process left unfinished is
 taken over from the inbox and queued again, marked recovered.
+
+Updates finished while a mark is being written are marked together, in the next statement: a
+mark is only for a later take-over, which answers nothing twice (the store refuses a message
+seen before), so under load one statement can do for many.
 """
 
 import asyncio
@@ -30,6 +34,9 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         # ones taken over from a stopped process.
         self._pending: set[int] = set()
         self._recovered: set[int] = set()
+        # Handled, and waiting for the mark being written to be done.
+        self._to_mark: set[int] = set()
+        self._marking = False
 
     async def put(self, item: object) -> None:
         """Store an update, then queue it; not one handled or queued before, or another
@@ -73,10 +80,22 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         """Mark an update's handling finished (the update processor calls this)."""
         if not isinstance(update, Update):
             return
+        self._to_mark.add(update.update_id)
+        if self._marking:
+            return
+        self._marking = True
         try:
-            await self.inbox.handled(update.update_id)
+            while self._to_mark:
+                marked, self._to_mark = self._to_mark, set()
+                await self._mark(marked)
+        finally:
+            self._marking = False
+
+    async def _mark(self, update_ids: set[int]) -> None:
+        try:
+            await self.inbox.handled(update_ids)
         except StoreUnavailable as error:
-            # Left unhandled, it is handled again only after a crash, and owed nothing then.
-            _log.warning("Cannot mark update %s handled: %s", update.update_id, error)
-        self._pending.discard(update.update_id)
-        self._recovered.discard(update.update_id)
+            # Left unhandled, they are handled again only after a crash, and owed nothing then.
+            _log.warning("Cannot mark updates %s handled: %s", sorted(update_ids), error)
+        self._pending -= update_ids
+        self._recovered -= update_ids

@@ -8,6 +8,7 @@ only, by a conditional UPDATE, and handles it again.
 
 import os
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,12 +55,13 @@ class Inbox:
             )
             return kept.rowcount == 1
 
-    async def handled(self, update_id: int) -> None:
-        """Mark an update handled; its content goes, its id stays to refuse it if sent again."""
+    async def handled(self, update_ids: Collection[int]) -> None:
+        """Mark updates handled; their content goes, their ids stay to refuse them if sent
+        again."""
         async with self.store.statement() as tx:
             await tx.session.execute(
                 update(InboxUpdate)
-                .where(InboxUpdate.update_id == update_id)
+                .where(InboxUpdate.update_id.in_(update_ids))
                 .values(handled_at=utcnow(), payload=None)
                 .execution_options(synchronize_session=False)
             )
