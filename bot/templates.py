@@ -22,6 +22,8 @@ class Templates:
             trim_blocks=False,
             lstrip_blocks=False,
             keep_trailing_newline=False,
+            # Templates change with a release, not while the bot runs: no file check per message.
+            auto_reload=False,
         )
 
     def render(self, language: Language, name: str, /, **context: Any) -> str:
