@@ -27,8 +27,9 @@ EXPERT_COMMANDS = ("queue", "mine", "claim", "release", "close", "available", "a
 _CHOICE_DIGITS = 2
 
 
-async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
-    """The bot's replies to one thing a talent did; none if it was handled before."""
+async def handle(inbound: Inbound, services: Services) -> list[OutMessage] | None:
+    """The bot's replies to one thing a talent did; none if it was handled before, and None
+    if the sender is an expert or staff (theirs is the expert desk, and nothing is stored)."""
     text = clean(inbound.text)
     # A command's own letters say nothing about the language the talent reads.
     written = None if text.startswith("/") else detect_language(text)
@@ -40,6 +41,8 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
                 or services.settings.default_language
             )
             user = await tx.user(inbound.channel, inbound.user_key, first_language)
+            if user.role in ("expert", "staff"):
+                return None
             if inbound.display_name:
                 user.display_name = inbound.display_name
             language = _reply_language(user, written)

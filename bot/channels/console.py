@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 from typing import TextIO
 
 from bot.conversation import Inbound, OutMessage
+from bot.router import route
 from bot.services import Services
-from handlers import talent
 
 CHANNEL = "console"
 
@@ -58,7 +58,7 @@ async def chat(services: Services, user: str, lines: TextIO, out: TextIO) -> Non
     """Talk with one talent until the input ends."""
     session = uuid.uuid4().hex[:12]
     interactive = lines.isatty()
-    show(await talent.handle(_inbound(user, session, 0, "/start"), services), out)
+    show(await route(_inbound(user, session, 0, "/start"), services), out)
     number = 0
     while True:
         if interactive:
@@ -68,7 +68,7 @@ async def chat(services: Services, user: str, lines: TextIO, out: TextIO) -> Non
         if not line:
             break
         number += 1
-        show(await talent.handle(_inbound(user, session, number, line), services), out)
+        show(await route(_inbound(user, session, number, line), services), out)
     if interactive:
         out.write("\n")
 

@@ -241,14 +241,6 @@ class Tickets:
         async with self.store.transaction() as tx:
             return await tx.session.get(User, user_id)
 
-    async def role_of(self, channel: str, external_id: str) -> str:
-        """`talent`, `expert` or `staff`; someone never seen is a talent."""
-        async with self.store.statement() as tx:
-            role = await tx.session.scalar(
-                select(User.role).where(User.channel == channel, User.external_id == external_id)
-            )
-        return role or "talent"
-
     async def enrol(
         self,
         channel: str,
