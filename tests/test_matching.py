@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.knowledge import KnowledgeBase, load_knowledge
+from bot.knowledge import KnowledgeBase, Term, load_knowledge
 from bot.matching import Matcher, Thresholds
 from bot.matching.normalize import Normalizer
 
@@ -91,6 +91,20 @@ def test_glossary_terms_meet_across_languages_and_words(knowledge: KnowledgeBase
     }
     assert len(forms) == 1
     assert normalizer.normalize("國知局") == normalizer.normalize("CNIPA")
+
+
+def test_glossary_phrases_are_whole_english_words_anywhere_in_chinese_and_longest_first() -> None:
+    normalizer = Normalizer(
+        [
+            Term(term="patent", en=("patent",), zh=("专利",)),
+            Term(term="patent-agent", en=("patent agent",), zh=("专利代理师",)),
+            Term(term="pct", en=("PCT", "PCT application"), zh=("PCT申请",)),
+        ]
+    )
+    assert normalizer.normalize("a patent agent, not patents") == "a §patent-agent not patents"
+    assert normalizer.normalize("外国人考专利代理师和专利") == "外国人考 §patent-agent 和 §patent"
+    assert normalizer.normalize("外国人PCT申请 or a PCT application") == "外国人 §pct or a §pct"
+    assert normalizer.normalize("xpct") == "xpct"
 
 
 def test_chinese_is_read_as_character_pairs_beside_english_words() -> None:

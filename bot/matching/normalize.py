@@ -190,7 +190,7 @@ class Normalizer:
         for term in glossary:
             for phrase in term.phrases:
                 self._terms[self.fold(phrase)] = f" {TERM_MARK}{term.term} "
-        self._term_pattern = re.compile(_trie_pattern(self._terms)) if self._terms else None
+        self._term_patterns = _trie_patterns(self._terms)
         self._vocabulary: list[str] = []
         # Stemming is slow and a knowledge base repeats its words endlessly.
         self._stems: dict[str, str] = {}
@@ -215,8 +215,8 @@ class Normalizer:
         folded = self.fold(text)
         if correct and self._vocabulary:
             folded = _LATIN_WORD.sub(lambda match: self._correct(match.group()), folded)
-        if self._term_pattern is not None:
-            folded = self._term_pattern.sub(lambda match: self._terms[match.group()], folded)
+        for pattern in self._term_patterns:
+            folded = pattern.sub(lambda match: self._terms[match.group()], folded)
         return " ".join(folded.split())
 
     def features(self, text: str, correct: bool = False) -> Counter[str]:
@@ -249,32 +249,43 @@ class Normalizer:
         return found[0] if found else word
 
 
-def _trie_pattern(phrases: Iterable[str]) -> str:
-    """One regex for all `phrases`, longest first where several match at one place, that
-    matches English words whole but Chinese anywhere.
+def _trie_patterns(phrases: Iterable[str]) -> list[re.Pattern[str]]:
+    """Regexes that together find all `phrases`, longest first where several match at one
+    place: English words whole, Chinese anywhere. Phrases that begin with an English letter or
+    digit are found first, then the others.
 
-    It is shaped as a trie (phrases sharing a beginning share one branch), so the regex engine
-    tries only the phrases that begin with the character in front of it: a plain alternation of
-    hundreds of phrases is tried phrase by phrase at every character.
+    Each is shaped as a trie (phrases sharing a beginning share one branch), so the regex
+    engine tries only the phrases that begin with the character in front of it. The two kinds
+    are kept apart because a pattern that must begin a word lets the engine pass over the
+    middle of every word, and one made only of other phrases lets it skip to their first
+    characters; joined in one, it stops at every letter and is four times slower.
     """
-    trie: dict[str, dict] = {}
+    words: dict[str, dict] = {}
+    others: dict[str, dict] = {}
     for phrase in phrases:
-        node = trie
+        node = words if _is_word_character(phrase[0]) else others
         for char in phrase:
             node = node.setdefault(char, {})
         node[""] = {}
-    return "|".join(_branch(char, node, first=True) for char, node in sorted(trie.items()))
+    patterns = []
+    if words:
+        branches = "|".join(_branch(char, node) for char, node in sorted(words.items()))
+        patterns.append(re.compile(rf"(?<![a-z0-9])(?:{branches})"))
+    if others:
+        patterns.append(re.compile("|".join(_branch(c, n) for c, n in sorted(others.items()))))
+    return patterns
 
 
-def _branch(char: str, node: dict[str, dict], first: bool = False) -> str:
+def _is_word_character(char: str) -> bool:
+    """An English letter or digit: a phrase that begins or ends with one must begin or end a
+    word."""
+    return char.isascii() and char.isalnum()
+
+
+def _branch(char: str, node: dict[str, dict]) -> str:
     """The pattern for `char` followed by every way of completing a phrase from `node`."""
-    word = char.isascii() and char.isalnum()
+    word = _is_word_character(char)
     head = re.escape(char)
-    if first and word:
-        # A phrase beginning with an English letter or digit must begin a word. The check
-        # comes after the letter so that every branch starts with a literal, which lets the
-        # regex engine skip straight to the places where some phrase can start.
-        head += r"(?<![a-z0-9].)"
     children = sorted((c, n) for c, n in node.items() if c)
     # A phrase ending in an English letter or digit must end a word.
     end = r"(?![a-z0-9])" if word else ""
