@@ -1,12 +1,18 @@
 """The matcher's decisions: answer when one entry is clearly right, ask when unsure, else hand off."""
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.knowledge import KnowledgeBase, Term, load_knowledge
 from bot.matching import Matcher, Thresholds
 from bot.matching.normalize import Normalizer
+from bot.paths import bundled
+
+_BUNDLED_GLOSSARY = load_knowledge(bundled("knowledge")).glossary
 
 ENTRY = """\
   - id: {id}
@@ -105,6 +111,38 @@ def test_glossary_phrases_are_whole_english_words_anywhere_in_chinese_and_longes
     assert normalizer.normalize("外国人考专利代理师和专利") == "外国人考 §patent-agent 和 §patent"
     assert normalizer.normalize("外国人PCT申请 or a PCT application") == "外国人 §pct or a §pct"
     assert normalizer.normalize("xpct") == "xpct"
+
+
+# Pieces that exercise every step of normalising: glossary phrases (English, Chinese, both),
+# width, case, Traditional characters, punctuation, line breaks and runs of spaces.
+_PIECES = st.sampled_from(
+    [
+        "patent agent",
+        "专利代理师",
+        "PCT申请",
+        "Ｐatent",
+        "專利",
+        "，",
+        "?",
+        "\n",
+        "\r\n",
+        "   ",
+        "_",
+        "é",
+    ]
+)
+_TEXTS = st.lists(st.lists(st.one_of(st.text(max_size=12), _PIECES), max_size=8).map("".join))
+
+
+@settings(derandomize=True, max_examples=300, deadline=None, database=None)
+@given(texts=_TEXTS)
+def test_texts_read_together_have_the_features_each_has_alone(texts: list[str]) -> None:
+    # The index reads its texts together, a question is read alone: they must agree.
+    normalizer = Normalizer(_BUNDLED_GLOSSARY)
+    together = list(normalizer.features_of_each(texts))
+    assert [Counter(features) for features in together] == [
+        normalizer.features(text) for text in texts
+    ]
 
 
 def test_chinese_is_read_as_character_pairs_beside_english_words() -> None:

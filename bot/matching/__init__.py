@@ -26,7 +26,6 @@ from bot.matching.index import (
     Features,
     Index,
     Scores,
-    Triples,
     Vectors,
     inverse_document_frequency,
     ranges,
@@ -188,28 +187,42 @@ class Matcher:
         self.normalizer.learn_vocabulary(phrasing for phrasings in owned for phrasing in phrasings)
         # Document d's phrasings are numbers _owner_starts[d] to _owner_starts[d + 1] - 1.
         self._owner_starts = np.cumsum([0] + [len(phrasings) for phrasings in owned])
-        features = Features(self.normalizer.features)
-        phrasings, bags = Triples(), Triples()
-        number = 0
-        for document, texts in enumerate(owned):
-            for phrasing in texts:
-                phrasings.add(number, features.of(phrasing))
-                bags.add(document, features.of(phrasing))
-                number += 1
+        # Who says what: phrasing p says its text; a document says its phrasings, tags and
+        # (counting less) answers. Texts are numbered, each read once however often said.
+        texts: dict[str, int] = {}
+        phrasings: list[int] = []
+        speakers: list[int] = []
+        spoken: list[int] = []
+        weights: list[float] = []
+
+        def say(document: int, text: str, weight: float = 1.0) -> int:
+            number = texts.setdefault(text, len(texts))
+            speakers.append(document)
+            spoken.append(number)
+            weights.append(weight)
+            return number
+
+        for document, phrasings_of_document in enumerate(owned):
+            phrasings.extend(say(document, phrasing) for phrasing in phrasings_of_document)
         for document, entry in enumerate(entries):
             for language in LANGUAGES:
                 text = entry.text(language)
                 for detail in (text.answer, text.more or ""):
-                    bags.add(document, features.of(detail), _ANSWER_WEIGHT)
+                    say(document, detail, _ANSWER_WEIGHT)
             for tag in entry.tags:
-                bags.add(document, features.of(tag))
+                say(document, tag)
+        features = Features(self.normalizer.features_of_each(list(texts)))
         self._features = features.numbers
-        bag_documents, bag_features, bag_counts = bags.arrays(len(features))
+        bag_documents, bag_features, bag_counts = features.said(speakers, spoken, weights)
         self._idf = inverse_document_frequency(bag_features, len(owned), len(features))
         # A word no entry uses is as telling as the rarest one: it lowers every similarity.
         self._unseen = float(self._idf.max(initial=1.0))
         self._documents = Index(bag_documents, bag_features, bag_counts, self._idf, len(owned))
-        self._phrasings = Vectors(*phrasings.arrays(len(features)), self._idf, number)
+        self._phrasings = Vectors(
+            *features.said(range(len(phrasings)), phrasings, [1.0] * len(phrasings)),
+            self._idf,
+            len(phrasings),
+        )
         # What each document says: _bag_features[_bag_starts[d]:_bag_starts[d + 1]].
         self._bag_features = bag_features
         self._bag_starts = np.searchsorted(bag_documents, np.arange(len(owned) + 1)).tolist()

@@ -1,7 +1,7 @@
 """A TF-IDF index: cosine similarity of a query with many short documents, via inverted lists.
 
-Features are numbered (`Features`) and an index is built from (document, feature, count)
-triples (`Triples`) with NumPy, so building it costs a few array operations however large
+Features are numbered, and an index is built from (document, feature, count) triples
+(`Features.said`) with NumPy, so building it costs a few array operations however large
 the knowledge base, and scoring a query costs a few per query feature however many documents
 carry it: a large knowledge base has words that every entry shares.
 """
@@ -9,61 +9,48 @@ carry it: a large knowledge base has words that every entry shares.
 import math
 from array import array
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 Scores = npt.NDArray[np.float64]
 Numbers = npt.NDArray[np.int64]
-# A text's features: their numbers and how many times each occurs.
-TextFeatures = tuple[list[int], list[float]]
 
 
 class Features:
-    """A number for every feature, and each distinct text's features, worked out once: tags
-    and phrasings recur across entries and between indexes."""
+    """A number for every feature, and the features of each of many texts as numbers: text t's
+    are _features[_starts[t]:_starts[t + 1]], once per occurrence."""
 
-    def __init__(self, features_of: Callable[[str], Counter[str]]) -> None:
+    def __init__(self, features_of_each: Iterable[Sequence[str]]) -> None:
         self.numbers: dict[str, int] = {}
-        self._features_of = features_of
-        self._texts: dict[str, TextFeatures] = {}
+        numbers = self.numbers
+        # A typed array rather than a list: a large knowledge base has millions.
+        flat = array("q")
+        ends = [0]
+        for features in features_of_each:
+            flat.extend([numbers.setdefault(f, len(numbers)) for f in features])
+            ends.append(len(flat))
+        self._features = np.frombuffer(flat, dtype=np.int64)
+        self._starts = np.array(ends, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.numbers)
 
-    def of(self, text: str) -> TextFeatures:
-        known = self._texts.get(text)
-        if known is None:
-            counted = self._features_of(text)
-            numbers = self.numbers
-            known = ([numbers.setdefault(f, len(numbers)) for f in counted], list(counted.values()))
-            self._texts[text] = known
-        return known
-
-
-class Triples:
-    """(document, feature, count) triples, gathered text by text."""
-
-    def __init__(self) -> None:
-        # Typed arrays rather than lists: a large knowledge base makes tens of millions.
-        self._documents = array("q")
-        self._features = array("q")
-        self._counts = array("d")
-
-    def add(self, document: int, features: TextFeatures, weight: float = 1.0) -> None:
-        numbers, counts = features
-        self._documents.extend([document] * len(numbers))
-        self._features.extend(numbers)
-        self._counts.extend(counts if weight == 1.0 else [count * weight for count in counts])
-
-    def arrays(self, feature_count: int) -> tuple[Numbers, Numbers, Scores]:
-        """Documents, features and counts, with the counts of repeated pairs added up."""
-        documents = np.frombuffer(self._documents, dtype=np.int64)
-        features = np.frombuffer(self._features, dtype=np.int64)
-        pairs, where = np.unique(documents * feature_count + features, return_inverse=True)
-        counts = np.bincount(where, weights=np.frombuffer(self._counts, dtype=np.float64))
-        return pairs // feature_count, pairs % feature_count, counts
+    def said(
+        self, owners: Sequence[int], texts: Sequence[int], weights: Sequence[float]
+    ) -> tuple[Numbers, Numbers, Scores]:
+        """(owner, feature, count) triples, owners in order, for what each owner says: owner
+        `owners[i]` says text `texts[i]`, each of its features counting `weights[i]`."""
+        chosen = np.asarray(texts, dtype=np.int64)
+        lengths = self._starts[chosen + 1] - self._starts[chosen]
+        features = self._features[ranges(self._starts[chosen], lengths)]
+        documents = np.repeat(np.asarray(owners, dtype=np.int64), lengths)
+        counts = np.repeat(np.asarray(weights, dtype=np.float64), lengths)
+        size = len(self.numbers)
+        # Repeated pairs are one, with their counts added up.
+        pairs, where = np.unique(documents * size + features, return_inverse=True)
+        return pairs // size, pairs % size, np.bincount(where, weights=counts)
 
 
 def inverse_document_frequency(

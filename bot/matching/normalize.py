@@ -9,7 +9,7 @@ characters (a lone character stands for itself).
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import opencc
 import snowballstemmer
@@ -23,6 +23,10 @@ _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _LATIN_WORD = re.compile(r"[a-z0-9]+")
 _CHUNK = re.compile(rf"{TERM_MARK}[a-z0-9-]+|[a-z0-9]+|[{_CJK}]+")
 _NOT_WORD = re.compile(rf"[^\w{TERM_MARK}]|_")
+# The same, for many texts one per line (see `Normalizer.features_of_each`).
+_CHUNK_OR_BREAK = re.compile(rf"{_CHUNK.pattern}|\n")
+_NOT_WORD_OR_BREAK = re.compile(rf"[^\w{TERM_MARK}\n]|_")
+_SPACES = re.compile(" {2,}")
 _MIN_CORRECTED_LENGTH = 5
 _LONG_WORD = 8
 
@@ -197,9 +201,10 @@ class Normalizer:
 
     def learn_vocabulary(self, texts: Iterable[str]) -> None:
         """Remember the English words of `texts`, so a misspelt query word can be corrected."""
-        # One fold of all the texts at once: folding works character by character, and the
-        # line breaks between texts fold into spaces that end words as usual.
-        words = set(_LATIN_WORD.findall(self.fold("\n".join(texts))))
+        # All the texts at once, and only as much of `fold` as English letters need: its other
+        # steps touch no letter, and a run of letters ends where they would put a space.
+        joined = "\n".join(texts)
+        words = set(_LATIN_WORD.findall(unicodedata.normalize("NFKC", joined).casefold()))
         words.update(word for phrase in self._terms for word in _LATIN_WORD.findall(phrase))
         self._vocabulary = sorted(word for word in words if not word.isdigit())
         self._known = frozenset(self._vocabulary)
@@ -223,19 +228,54 @@ class Normalizer:
         """The words, terms and Chinese character pairs of `text`, with their counts."""
         features: Counter[str] = Counter()
         for chunk in _CHUNK.findall(self.normalize(text, correct)):
-            if chunk.startswith(TERM_MARK):
-                features[chunk] += 1
-            elif chunk[0].isascii():
-                if chunk not in STOP_WORDS:
-                    stem = self._stems.get(chunk)
-                    if stem is None:
-                        stem = self._stems[chunk] = self._stemmer.stemWord(chunk)
-                    features[stem] += 1
-            else:
-                for run in _CHINESE_STOP.split(chunk):
-                    if len(run) == 1:
-                        features[run] += 1
-                    features.update(run[i : i + 2] for i in range(len(run) - 1))
+            features.update(self._chunk_features(chunk))
+        return features
+
+    def features_of_each(self, texts: Sequence[str]) -> Iterator[list[str]]:
+        """For each of `texts`, the features `features` finds in it, once per occurrence.
+
+        The texts are read together, one per line, each step making one pass over them all: a
+        large knowledge base has a hundred thousand texts, and a step's cost per call then
+        outweighs its cost per character. No step makes or removes a line break, or matches
+        across one, so the texts stay apart.
+        """
+        if not texts:
+            return
+        joined = "\n".join(text.replace("\n", " ") for text in texts)
+        folded = self._to_simplified.convert(unicodedata.normalize("NFKC", joined).casefold())
+        folded = _SPACES.sub(" ", _NOT_WORD_OR_BREAK.sub(" ", folded))
+        for pattern in self._term_patterns:
+            folded = pattern.sub(lambda match: self._terms[match.group()], folded)
+        # Words and Chinese runs recur from text to text: each is read once.
+        read: dict[str, list[str]] = {}
+        features: list[str] = []
+        for chunk in _CHUNK_OR_BREAK.findall(folded):
+            if chunk == "\n":
+                yield features
+                features = []
+                continue
+            found = read.get(chunk)
+            if found is None:
+                found = read[chunk] = self._chunk_features(chunk)
+            features += found
+        yield features
+
+    def _chunk_features(self, chunk: str) -> list[str]:
+        """A term, a stemmed English word (none for a stop word), or a Chinese run's pairs."""
+        if chunk.startswith(TERM_MARK):
+            return [chunk]
+        if chunk[0].isascii():
+            if chunk in STOP_WORDS:
+                return []
+            stem = self._stems.get(chunk)
+            if stem is None:
+                stem = self._stems[chunk] = self._stemmer.stemWord(chunk)
+            return [stem]
+        features = []
+        for run in _CHINESE_STOP.split(chunk):
+            if len(run) == 1:
+                features.append(run)
+            features.extend(run[i : i + 2] for i in range(len(run) - 1))
         return features
 
     def _correct(self, word: str) -> str:
