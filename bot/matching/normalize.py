@@ -203,15 +203,15 @@ class Normalizer:
         """Remember the English words of `texts`, so a misspelt query word can be corrected."""
         # All the texts at once, and only as much of `fold` as English letters need: its other
         # steps touch no letter, and a run of letters ends where they would put a space.
-        joined = "\n".join(texts)
-        words = set(_LATIN_WORD.findall(unicodedata.normalize("NFKC", joined).casefold()))
+        joined = "\n".join(map(_compatible, texts))
+        words = set(_LATIN_WORD.findall(joined.casefold()))
         words.update(word for phrase in self._terms for word in _LATIN_WORD.findall(phrase))
         self._vocabulary = sorted(word for word in words if not word.isdigit())
         self._known = frozenset(self._vocabulary)
 
     def fold(self, text: str) -> str:
         """One form for width, case, script and punctuation."""
-        text = unicodedata.normalize("NFKC", text).casefold()
+        text = _compatible(text).casefold()
         text = self._to_simplified.convert(text)
         return " ".join(_NOT_WORD.sub(" ", text).split())
 
@@ -241,8 +241,8 @@ class Normalizer:
         """
         if not texts:
             return
-        joined = "\n".join(text.replace("\n", " ") for text in texts)
-        folded = self._to_simplified.convert(unicodedata.normalize("NFKC", joined).casefold())
+        joined = "\n".join(_compatible(text.replace("\n", " ")) for text in texts)
+        folded = self._to_simplified.convert(joined.casefold())
         folded = _SPACES.sub(" ", _NOT_WORD_OR_BREAK.sub(" ", folded))
         for pattern in self._term_patterns:
             folded = pattern.sub(lambda match: self._terms[match.group()], folded)
@@ -287,6 +287,14 @@ class Normalizer:
             word, self._vocabulary, scorer=DamerauLevenshtein.distance, score_cutoff=allowed
         )
         return found[0] if found else word
+
+
+def _compatible(text: str) -> str:
+    """`text` in Unicode's compatibility form (NFKC): full-width letters as plain ones, and
+    so on. Most text is in that form already, and checking is quicker than converting."""
+    if unicodedata.is_normalized("NFKC", text):
+        return text
+    return unicodedata.normalize("NFKC", text)
 
 
 def _trie_patterns(phrases: Iterable[str]) -> list[re.Pattern[str]]:
