@@ -35,6 +35,8 @@ from bench.harness import (
     BotProcess,
     TimedEmulator,
     add_bot_options,
+    cpu_seconds_of,
+    machine_cpu,
     questions,
     telegram_limits,
 )
@@ -165,6 +167,7 @@ async def run(args: argparse.Namespace) -> str:
                 load = Load(emulator, chats=args.chats)
                 before = emulator.sent_count
                 cpu_before, clock_before = _cpu(bots), time.process_time()
+                server_before, (busy_before, all_before) = _server_cpu(args), machine_cpu()
                 if args.rate:
                     started = await open_loop(load, args.updates, args.rate)
                 else:
@@ -174,6 +177,9 @@ async def run(args: argparse.Namespace) -> str:
                 await emulator.settle(before + args.updates, within=args.timeout)
                 bot_cpu = _cpu(bots) - cpu_before
                 driver_cpu = time.process_time() - clock_before
+                server_cpu = _server_cpu(args) - server_before
+                busy_after, all_after = machine_cpu()
+                busy, overall = busy_after - busy_before, all_after - all_before
                 rss = sum(bot.rss_mb() for bot in bots)
             finally:
                 statuses = [await bot.stop() for bot in bots if bot.started]
@@ -204,6 +210,11 @@ async def run(args: argparse.Namespace) -> str:
         ("bot CPU, ms per update", bot_cpu / max(handled, 1) * 1000),
         ("bot CPU, % of one core (all processes)", bot_cpu / elapsed * 100),
         ("load generator CPU, % of one core", driver_cpu / elapsed * 100),
+        (
+            "database server CPU, ms per update",
+            server_cpu / max(handled, 1) * 1000 if args.database == "postgresql" else "in the bot",
+        ),
+        ("machine CPU busy, % of all cores", busy / max(overall, 1e-9) * 100),
         ("bot RSS at end, MiB", rss),
         ("429 answers from the emulator", emulator.limit_hits),
         ("bot ERROR log records", len(errors)),
@@ -231,6 +242,11 @@ async def run(args: argparse.Namespace) -> str:
 
 def _cpu(bots: list[BotProcess]) -> float:
     return sum(bot.cpu_seconds() for bot in bots)
+
+
+def _server_cpu(args: argparse.Namespace) -> float:
+    # SQLite works inside the bot process: its time is the bot's.
+    return cpu_seconds_of("postgres") if args.database == "postgresql" else 0.0
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
