@@ -20,7 +20,7 @@ from bot.reload import reload
 from bot.reports import stats, stats_as_text, unanswered
 from bot.services import Services
 from bot.store import DuplicateInbound
-from bot.store.models import Ticket, User
+from bot.store.models import Ticket, User, utcnow
 from bot.store.tickets import Relay
 from bot.text import clean, record_number
 
@@ -155,8 +155,14 @@ async def deliver(relay: Relay, services: Services) -> None:
 
 
 async def redeliver(services: Services) -> int:
-    """Send every relayed message stored but never shown (after a crash); how many."""
-    pending = await services.tickets.undelivered()
+    """Send every relayed message stored but never shown (after a crash); how many.
+
+    Only those stored more than an update's lease ago: a newer one may be about to go out from
+    another process that is running, and if that process died, the update it came from is
+    handed over when its lease runs out, and the message with it.
+    """
+    lease = timedelta(seconds=services.settings.telegram_update_lease_seconds)
+    pending = await services.tickets.undelivered(stored_before=utcnow() - lease)
     for relay in pending:
         await deliver(relay, services)
     return len(pending)

@@ -2,11 +2,12 @@
 
 import asyncio
 import random
+from datetime import timedelta
 
 from sqlalchemy import select
 
 from bot.store import Store
-from bot.store.models import Ticket, User
+from bot.store.models import Ticket, User, utcnow
 from bot.store.tickets import Tickets
 
 
@@ -88,6 +89,19 @@ async def test_a_relayed_message_is_stored_once_and_delivered_once(store: Store)
     assert [r.text for r in await tickets.undelivered()] == ["Hello expert"]
     await tickets.delivered(relay.id)
     assert await tickets.undelivered() == []
+
+
+async def test_a_relay_stored_just_now_is_left_to_the_process_about_to_send_it(
+    store: Store,
+) -> None:
+    tickets = Tickets(store)
+    talent, li = await make_user(store, "t1"), await make_user(store, "li", "expert")
+    ticket = await open_ticket(store, talent)
+    await tickets.claim(ticket.id, li, limit=3)
+    await tickets.store_relay(ticket, talent, li, "Hello expert", "update:1")
+    assert await tickets.undelivered(stored_before=utcnow() - timedelta(seconds=30)) == []
+    later = utcnow() + timedelta(seconds=1)
+    assert [r.text for r in await tickets.undelivered(stored_before=later)] == ["Hello expert"]
 
 
 async def test_two_hundred_tickets_and_twenty_experts_claim_each_ticket_once(

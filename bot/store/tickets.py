@@ -5,6 +5,7 @@ outcome, so it stays correct with many bot processes on one PostgreSQL.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import func, select, update
@@ -209,16 +210,16 @@ class Tickets:
                 .execution_options(synchronize_session=False)
             )
 
-    async def undelivered(self) -> list[Relay]:
-        """Relayed messages stored but not yet shown (a crash between store and send)."""
+    async def undelivered(self, stored_before: datetime | None = None) -> list[Relay]:
+        """Relayed messages stored (before `stored_before`) but not yet shown: a crash between
+        store and send."""
         async with self.store.transaction() as tx:
-            rows = await tx.session.scalars(
-                select(TicketMessage)
-                .where(
-                    TicketMessage.delivered_at.is_(None), TicketMessage.recipient_id.is_not(None)
-                )
-                .order_by(TicketMessage.id)
+            query = select(TicketMessage).where(
+                TicketMessage.delivered_at.is_(None), TicketMessage.recipient_id.is_not(None)
             )
+            if stored_before is not None:
+                query = query.where(TicketMessage.created_at < stored_before)
+            rows = await tx.session.scalars(query.order_by(TicketMessage.id))
             return [Relay(m.id, m.ticket_id, m.sender_id, m.recipient_id, m.text) for m in rows]
 
     async def undelivered_from(self, source_key: str) -> Relay | None:
