@@ -111,6 +111,9 @@ def test_glossary_phrases_are_whole_english_words_anywhere_in_chinese_and_longes
     assert normalizer.normalize("外国人考专利代理师和专利") == "外国人考 §patent-agent 和 §patent"
     assert normalizer.normalize("外国人PCT申请 or a PCT application") == "外国人 §pct or a §pct"
     assert normalizer.normalize("xpct") == "xpct"
+    # Only the glossary makes terms: a mark typed by someone is punctuation.
+    assert normalizer.features("§patent-agent") == normalizer.features("patent agent")
+    assert Normalizer().features("§visa") == Counter({"visa": 1})
 
 
 # Pieces that exercise every step of normalising: glossary phrases (English, Chinese, both),

@@ -22,10 +22,11 @@ TERM_MARK = "§"
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _LATIN_WORD = re.compile(r"[a-z0-9]+")
 _CHUNK = re.compile(rf"{TERM_MARK}[a-z0-9-]+|[a-z0-9]+|[{_CJK}]+")
-_NOT_WORD = re.compile(rf"[^\w{TERM_MARK}]|_")
+# The term mark goes too: only a glossary phrase, replaced after folding, may carry it.
+_NOT_WORD = re.compile(r"\W|_")
 # The same, for many texts one per line (see `Normalizer.features_of_each`).
 _CHUNK_OR_BREAK = re.compile(rf"{_CHUNK.pattern}|\n")
-_NOT_WORD_OR_BREAK = re.compile(rf"[^\w{TERM_MARK}\n]|_")
+_NOT_WORD_OR_BREAK = re.compile(r"[^\w\n]|_")
 _SPACES = re.compile(" {2,}")
 _MIN_CORRECTED_LENGTH = 5
 _LONG_WORD = 8
