@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import os
-import socket
 import sys
 import time
 from collections import defaultdict
@@ -26,7 +25,7 @@ from bot.channels.telegram import WEBHOOK_PATH
 from bot.config import Settings
 from bot.paths import bundled_questions
 from bot.text import detect_language
-from tests.botapi import BotApiEmulator, Limits, Sent
+from tests.botapi import BotApiEmulator, Limits, Sent, free_port
 
 UNLIMITED = 1_000_000.0
 # `ipbot run` under cProfile, timed by CPU: with the cores shared, wall time would also count
@@ -187,7 +186,7 @@ class BotProcess:
         self.errors: list[str] = []
         self.warnings = 0
         self.output: list[str] = []
-        self.port = _free_port()
+        self.port = free_port()
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -323,9 +322,3 @@ def machine_cpu() -> tuple[float, float]:
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle and waiting for I/O
     return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK"), sum(fields) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

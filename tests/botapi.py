@@ -31,6 +31,13 @@ ALLOWED_TAGS = {
 }  # fmt: skip
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on, for a bot's webhook."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class ApiError(Exception):
     """A Bot API error answer: `{"ok": false, "error_code": …, "description": …}`."""
 

@@ -7,6 +7,7 @@ reached, the tests fail rather than skip.
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -14,7 +15,13 @@ import pytest
 from telegram import Update
 from telegram.ext import Application
 
-from bot.channels.telegram import build_application, register_commands, step_down
+from bot.channels.telegram import (
+    WEBHOOK_PATH,
+    build_application,
+    register_commands,
+    step_down,
+    webhook_secret,
+)
 from bot.config import Settings
 from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.matching import Matcher
@@ -41,15 +48,21 @@ def matcher(knowledge: KnowledgeBase) -> Matcher:
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "sqlite":
-        opened = Store.open(f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}")
-        await opened.upgrade()
-        yield opened
-        await opened.close()
+        async with upgraded_store(f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}") as opened:
+            yield opened
         return
-    async with PostgresDatabase() as url:
-        opened = Store.open(url)
-        await opened.upgrade()
+    async with PostgresDatabase() as url, upgraded_store(url) as opened:
         yield opened
+
+
+@asynccontextmanager
+async def upgraded_store(url: str) -> AsyncIterator[Store]:
+    """The store at `url`, its schema at the newest migration, closed afterwards."""
+    opened = Store.open(url)
+    await opened.upgrade()
+    try:
+        yield opened
+    finally:
         await opened.close()
 
 
@@ -115,6 +128,20 @@ async def start_polling(app: Application) -> None:
     await register_commands(app)
     await app.start()
     await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)
+
+
+async def start_webhook(app: Application, settings: Settings, port: int) -> None:
+    """What `serve` does in webhook mode, listening on loopback at `port`."""
+    await app.initialize()
+    await app.start()
+    await app.updater.start_webhook(
+        listen="127.0.0.1",
+        port=port,
+        url_path=WEBHOOK_PATH,
+        secret_token=webhook_secret(settings),
+        webhook_url=f"http://127.0.0.1:{port}/{WEBHOOK_PATH}",
+        allowed_updates=Update.ALL_TYPES,
+    )
 
 
 async def stop(app: Application) -> None:

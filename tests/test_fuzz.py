@@ -16,7 +16,6 @@ Application serves every example; `derandomize` makes every run try the same exa
 import asyncio
 import logging
 import shutil
-import socket
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -25,18 +24,17 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
-from telegram import Update
 from telegram.ext import Application
 
-from bot.channels.telegram import WEBHOOK_PATH, build_application, webhook_secret
+from bot.channels.telegram import build_application
 from bot.matching import Matcher
 from bot.paths import bundled
 from bot.services import Services
 from bot.store import Store
 from bot.store.models import Feedback, Message, Ticket, TicketMessage, User
 from bot.templates import Templates
-from tests.botapi import BotApiEmulator, Limits
-from tests.conftest import stop, telegram_settings
+from tests.botapi import BotApiEmulator, Limits, free_port
+from tests.conftest import start_webhook, stop, telegram_settings
 
 TALENTS = (1001, 1002, 1003)
 NEWCOMER = 1009
@@ -368,16 +366,10 @@ def _others(users: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[
     return st.one_of(blocked, inline, reaction, future)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def _start_by_webhook(
     emulator: BotApiEmulator, store: Store, matcher: Matcher, knowledge_dir: Path
 ) -> Application:
-    port = _free_port()
+    port = free_port()
     # Pacing would only slow the test: the limits are the subject of other tests.
     emulator.limits = Limits(
         overall_per_second=10_000, chat_per_second=10_000, group_per_minute=10**6
@@ -401,16 +393,7 @@ async def _start_by_webhook(
     await services.tickets.enrol("telegram", str(EXPERT), "Mei", languages=["en", "zh"])
     await services.tickets.appoint_staff("telegram", str(STAFF))
     app = build_application(bot_settings, services)
-    await app.initialize()
-    await app.start()
-    await app.updater.start_webhook(
-        listen="127.0.0.1",
-        port=port,
-        url_path=WEBHOOK_PATH,
-        secret_token=webhook_secret(bot_settings),
-        webhook_url=f"http://127.0.0.1:{port}/{WEBHOOK_PATH}",
-        allowed_updates=Update.ALL_TYPES,
-    )
+    await start_webhook(app, bot_settings, port)
     return app
 
 

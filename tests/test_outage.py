@@ -31,7 +31,14 @@ from bot.store import Store, StoreUnavailable
 from bot.store.models import AuditEvent, Message, User
 from bot.templates import Templates
 from tests.botapi import BotApiEmulator
-from tests.conftest import POSTGRES_URL, PostgresDatabase, start_polling, stop, telegram_settings
+from tests.conftest import (
+    POSTGRES_URL,
+    PostgresDatabase,
+    start_polling,
+    stop,
+    telegram_settings,
+    upgraded_store,
+)
 from tests.postgres import as_admin
 
 QUESTION = "Can a foreigner take the patent agent exam?"
@@ -133,13 +140,10 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         await sqlite.end()
         await store.close()
         return
-    async with PostgresDatabase() as url:
-        store = Store.open(url)
-        await store.upgrade()
+    async with PostgresDatabase() as url, upgraded_store(url) as store:
         postgres = PostgresOutage(url)
         yield Database(store, postgres)
         await postgres.end()
-        await store.close()
 
 
 @pytest.fixture

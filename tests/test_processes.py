@@ -27,7 +27,7 @@ from bot.store import Store
 from bot.store.models import AuditEvent
 from bot.store.tickets import Tickets
 from tests.botapi import BotApiEmulator, Phone
-from tests.conftest import POSTGRES_URL, PostgresDatabase
+from tests.conftest import POSTGRES_URL, PostgresDatabase, upgraded_store
 from tests.test_experts import ask_for_an_expert, claim_label
 from tests.test_telegram import QUESTION
 
@@ -57,11 +57,8 @@ async def shared() -> AsyncIterator[Store]:
     """The one PostgreSQL database the three processes share."""
     if not POSTGRES_URL:
         pytest.skip("processes share a PostgreSQL database: set TEST_POSTGRES_URL to run this")
-    async with PostgresDatabase() as url:
-        opened = Store.open(url)
-        await opened.upgrade()
+    async with PostgresDatabase() as url, upgraded_store(url) as opened:
         yield opened
-        await opened.close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 recovered inbound is owed, on SQLite and PostgreSQL."""
 
 import asyncio
-import socket
 from dataclasses import replace
 from datetime import timedelta
 
@@ -10,7 +9,7 @@ from sqlalchemy import func, select
 from telegram import Bot, Update
 from telegram.ext import Application
 
-from bot.channels.telegram import build_application, webhook_secret
+from bot.channels.telegram import build_application
 from bot.channels.updates import DurableUpdateQueue
 from bot.conversation import Inbound
 from bot.services import Services
@@ -18,8 +17,8 @@ from bot.store import Store
 from bot.store.inbox import Inbox
 from bot.store.models import AuditEvent, InboxUpdate, Ticket, User, utcnow
 from handlers import expert, talent
-from tests.botapi import BotApiEmulator
-from tests.conftest import stop, telegram_settings
+from tests.botapi import BotApiEmulator, free_port
+from tests.conftest import start_webhook, stop, telegram_settings
 
 LEASE = timedelta(seconds=0.3)
 QUESTION = "Can a foreigner take the patent agent exam?"
@@ -204,20 +203,10 @@ async def claimed_ticket(services: Services) -> tuple[User, User, Ticket]:
 async def test_a_webhook_request_is_answered_once_its_update_is_stored(
     emulator: BotApiEmulator, services: Services
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     settings = telegram_settings(emulator, telegram_webhook_url=f"http://127.0.0.1:{port}")
     app = build_application(settings, services)
-    await app.initialize()
-    await app.start()
-    await app.updater.start_webhook(
-        listen="127.0.0.1",
-        port=port,
-        url_path="telegram",
-        secret_token=webhook_secret(settings),
-        webhook_url=f"http://127.0.0.1:{port}/telegram",
-    )
+    await start_webhook(app, settings, port)
     try:
         delivered = emulator.phone(46).update(text=QUESTION)
         assert await emulator.deliver(delivered) == 200

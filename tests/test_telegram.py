@@ -6,21 +6,20 @@ in the bot is mocked or patched.
 
 import asyncio
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 from telegram.ext import Application
 
-from bot.channels.telegram import build_application, serve, split_html, webhook_secret
+from bot.channels.telegram import build_application, serve, split_html
 from bot.knowledge import load_knowledge
 from bot.matching import Matcher
 from bot.paths import bundled
 from bot.services import Services
 from bot.store.models import Message
-from tests.botapi import ApiError, BotApiEmulator, Phone
-from tests.conftest import start_polling, stop, telegram_settings
+from tests.botapi import ApiError, BotApiEmulator, Phone, free_port
+from tests.conftest import start_polling, start_webhook, stop, telegram_settings
 
 QUESTION = "Can a foreigner take the patent agent exam?"
 
@@ -233,27 +232,13 @@ async def test_two_hundred_talents_asking_at_once_each_get_one_right_answer(
     assert [e for e in emulator.errors if "Too Many" not in e[1]] == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_webhook_mode_refuses_a_wrong_secret_and_answers_a_right_one(
     emulator: BotApiEmulator, services: Services
 ) -> None:
-    port = _free_port()
+    port = free_port()
     settings = telegram_settings(emulator, telegram_webhook_url=f"http://127.0.0.1:{port}")
     app = build_application(settings, services)
-    await app.initialize()
-    await app.start()
-    await app.updater.start_webhook(
-        listen="127.0.0.1",
-        port=port,
-        url_path="telegram",
-        secret_token=webhook_secret(settings),
-        webhook_url=f"http://127.0.0.1:{port}/telegram",
-    )
+    await start_webhook(app, settings, port)
     try:
         assert emulator.webhook_url == f"http://127.0.0.1:{port}/telegram"
         phone: Phone = emulator.phone(1013)
