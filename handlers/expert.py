@@ -231,13 +231,13 @@ class _Desk:
         argument = rest.strip()
         number, _, remainder = argument.partition(" ")
         ticket_id = record_number(number.removeprefix("#").removeprefix("T-").removeprefix("t-"))
-        if command in ("claim", "release", "close") and ticket_id is None:
-            return [self._say("expert_usage", command=command)]
-        if command == "claim" and ticket_id is not None:
-            return await self.claim(ticket_id)
-        if command == "release" and ticket_id is not None:
-            return await self.release(ticket_id)
-        if command == "close" and ticket_id is not None:
+        if command in ("claim", "release", "close"):
+            if ticket_id is None:
+                return [self._say("expert_usage", command=command)]
+            if command == "claim":
+                return await self.claim(ticket_id)
+            if command == "release":
+                return await self.release(ticket_id)
             return await self.close(ticket_id, remainder.strip())
         if command == "queue":
             waiting = await self.tickets.waiting()

@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, event, func, select, update
+from sqlalchemy import ColumnElement, Select, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -217,14 +217,7 @@ class Transaction:
 
     async def unanswered(self, inbound: Inbound) -> Message | None:
         """The stored inbound with this key, if the replies to it never went out."""
-        return await self.session.scalar(
-            select(Message).where(
-                Message.channel == inbound.channel,
-                Message.channel_key == inbound.message_key,
-                Message.direction == "in",
-                Message.delivered_at.is_(None),
-            )
-        )
+        return await self.session.scalar(select(Message).where(*_unanswered(inbound)))
 
     async def replies_to(self, inbound: Message) -> list[OutMessage]:
         """The replies stored for an inbound, in order."""
@@ -246,12 +239,7 @@ class Transaction:
         """Note that the replies to an inbound went out: it is owed nothing any more."""
         await self.session.execute(
             update(Message)
-            .where(
-                Message.channel == inbound.channel,
-                Message.channel_key == inbound.message_key,
-                Message.direction == "in",
-                Message.delivered_at.is_(None),
-            )
+            .where(*_unanswered(inbound))
             .values(delivered_at=utcnow())
             .execution_options(synchronize_session=False)
         )
@@ -381,6 +369,16 @@ class Transaction:
             .where(Ticket.status == "open", Ticket.id < ticket.id)
         )
         return ticket, (ahead or 0) + 1, created
+
+
+def _unanswered(inbound: Inbound) -> tuple[ColumnElement[bool], ...]:
+    """The stored message of `inbound`, while the replies to it have not gone out."""
+    return (
+        Message.channel == inbound.channel,
+        Message.channel_key == inbound.message_key,
+        Message.direction == "in",
+        Message.delivered_at.is_(None),
+    )
 
 
 def _ping_on_checkout(engine: AsyncEngine) -> None:

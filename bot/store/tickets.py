@@ -34,6 +34,17 @@ class Relay:
     recipient_id: int | None
     text: str
 
+    @classmethod
+    def of(cls, message: TicketMessage) -> "Relay":
+        """The relay a stored ticket message makes."""
+        return cls(
+            message.id, message.ticket_id, message.sender_id, message.recipient_id, message.text
+        )
+
+
+# A relayed message stored, with someone to show it to, and not shown yet.
+_UNDELIVERED = (TicketMessage.delivered_at.is_(None), TicketMessage.recipient_id.is_not(None))
+
 
 class Tickets:
     """Ticket operations, each in its own transaction."""
@@ -214,29 +225,19 @@ class Tickets:
         """Relayed messages stored (before `stored_before`) but not yet shown: a crash between
         store and send."""
         async with self.store.transaction() as tx:
-            query = select(TicketMessage).where(
-                TicketMessage.delivered_at.is_(None), TicketMessage.recipient_id.is_not(None)
-            )
+            query = select(TicketMessage).where(*_UNDELIVERED)
             if stored_before is not None:
                 query = query.where(TicketMessage.created_at < stored_before)
             rows = await tx.session.scalars(query.order_by(TicketMessage.id))
-            return [Relay(m.id, m.ticket_id, m.sender_id, m.recipient_id, m.text) for m in rows]
+            return [Relay.of(message) for message in rows]
 
     async def undelivered_from(self, source_key: str) -> Relay | None:
         """The relayed message stored from this inbound, if it was never shown (a crash)."""
         async with self.store.transaction() as tx:
             message = await tx.session.scalar(
-                select(TicketMessage).where(
-                    TicketMessage.source_key == source_key,
-                    TicketMessage.delivered_at.is_(None),
-                    TicketMessage.recipient_id.is_not(None),
-                )
+                select(TicketMessage).where(TicketMessage.source_key == source_key, *_UNDELIVERED)
             )
-            if message is None:
-                return None
-            return Relay(
-                message.id, message.ticket_id, message.sender_id, message.recipient_id, message.text
-            )
+            return Relay.of(message) if message is not None else None
 
     async def user(self, user_id: int) -> User | None:
         async with self.store.transaction() as tx:
