@@ -116,11 +116,16 @@ def test_glossary_phrases_are_whole_english_words_anywhere_in_chinese_and_longes
     assert Normalizer().features("§visa") == Counter({"visa": 1})
 
 
-# Pieces that exercise every step of normalising: glossary phrases (English, Chinese, both),
-# width, case, Traditional characters, punctuation, line breaks and runs of spaces.
+# Pieces that exercise every step of normalising: glossary phrases (English, Chinese, both,
+# and spread over punctuation and spaces), width, case, Traditional characters, punctuation,
+# marks that combine or fold into letters, the character that ends a text when many are read
+# together, line breaks and runs of spaces.
 _PIECES = st.sampled_from(
     [
         "patent agent",
+        "Patent- agent",
+        "foreign filing",
+        " license",
         "专利代理师",
         "PCT申请",
         "Ｐatent",
@@ -130,8 +135,14 @@ _PIECES = st.sampled_from(
         "\n",
         "\r\n",
         "   ",
+        "\xa0",
+        "\x00",
         "_",
         "é",
+        "e\u0301",
+        "\u0301",
+        "㈠",
+        "§",
     ]
 )
 _TEXTS = st.lists(st.lists(st.one_of(st.text(max_size=12), _PIECES), max_size=8).map("".join))
@@ -142,10 +153,16 @@ _TEXTS = st.lists(st.lists(st.one_of(st.text(max_size=12), _PIECES), max_size=8)
 def test_texts_read_together_have_the_features_each_has_alone(texts: list[str]) -> None:
     # The index reads its texts together, a question is read alone: they must agree.
     normalizer = Normalizer(_BUNDLED_GLOSSARY)
-    together = list(normalizer.features_of_each(texts))
-    assert [Counter(features) for features in together] == [
-        normalizer.features(text) for text in texts
+    reading = normalizer.read(texts)
+    together = [
+        Counter(
+            feature
+            for piece in reading.sequence[reading.starts[t] : reading.starts[t + 1]]
+            for feature in reading.pieces[piece]
+        )
+        for t in range(len(texts))
     ]
+    assert together == [normalizer.features(text) for text in texts]
 
 
 def test_chinese_is_read_as_character_pairs_beside_english_words() -> None:

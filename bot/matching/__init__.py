@@ -13,6 +13,7 @@ same way; a question nearer one of them is handed off. Calibration (`calibration
 figures into the probabilities the thresholds apply to.
 """
 
+import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -184,42 +185,41 @@ class Matcher:
             [phrasing for language in LANGUAGES for phrasing in entry.text(language).phrasings]
             for entry in entries
         ] + [list(subject.phrasings) for subject in knowledge.out_of_scope]
-        self.normalizer.learn_vocabulary(phrasing for phrasings in owned for phrasing in phrasings)
         # Document d's phrasings are numbers _owner_starts[d] to _owner_starts[d + 1] - 1.
-        self._owner_starts = np.cumsum([0] + [len(phrasings) for phrasings in owned])
+        counts = [len(phrasings) for phrasings in owned]
+        self._owner_starts = np.cumsum([0, *counts])
         # Who says what: phrasing p says its text; a document says its phrasings, tags and
-        # (counting less) answers. Texts are numbered, each read once however often said.
-        texts: dict[str, int] = {}
-        phrasings: list[int] = []
-        speakers: list[int] = []
-        spoken: list[int] = []
-        weights: list[float] = []
-
-        def say(document: int, text: str, weight: float = 1.0) -> int:
-            number = texts.setdefault(text, len(texts))
-            speakers.append(document)
-            spoken.append(number)
-            weights.append(weight)
-            return number
-
-        for document, phrasings_of_document in enumerate(owned):
-            phrasings.extend(say(document, phrasing) for phrasing in phrasings_of_document)
+        # (counting less) answers.
+        said = [phrasing for phrasings in owned for phrasing in phrasings]
+        speakers = [np.repeat(np.arange(len(owned)), counts)]
+        weights = [np.ones(len(said))]
         for document, entry in enumerate(entries):
-            for language in LANGUAGES:
-                text = entry.text(language)
-                for detail in (text.answer, text.more or ""):
-                    say(document, detail, _ANSWER_WEIGHT)
-            for tag in entry.tags:
-                say(document, tag)
-        features = Features(self.normalizer.features_of_each(list(texts)))
+            details = [
+                detail
+                for language in LANGUAGES
+                for detail in (entry.text(language).answer, entry.text(language).more or "")
+            ]
+            said += details
+            said += entry.tags
+            speakers.append(np.full(len(details) + len(entry.tags), document))
+            weights.append(np.repeat([_ANSWER_WEIGHT, 1.0], [len(details), len(entry.tags)]))
+        # Texts are numbered, each read once however often said; phrasings come first.
+        numbers = dict(zip(dict.fromkeys(said), itertools.count()))
+        spoken = np.fromiter(map(numbers.__getitem__, said), np.int64, len(said))
+        phrasings = spoken[: self._owner_starts[-1]]
+        reading = self.normalizer.read(list(numbers))
+        self.normalizer.learn_vocabulary(reading.words_of_first(int(phrasings.max(initial=-1)) + 1))
+        features = Features(reading.pieces, reading.sequence, reading.starts)
         self._features = features.numbers
-        bag_documents, bag_features, bag_counts = features.said(speakers, spoken, weights)
+        bag_documents, bag_features, bag_counts = features.said(
+            np.concatenate(speakers), spoken, np.concatenate(weights)
+        )
         self._idf = inverse_document_frequency(bag_features, len(owned), len(features))
         # A word no entry uses is as telling as the rarest one: it lowers every similarity.
         self._unseen = float(self._idf.max(initial=1.0))
         self._documents = Index(bag_documents, bag_features, bag_counts, self._idf, len(owned))
         self._phrasings = Vectors(
-            *features.said(range(len(phrasings)), phrasings, [1.0] * len(phrasings)),
+            *features.said(np.arange(len(phrasings)), phrasings, np.ones(len(phrasings))),
             self._idf,
             len(phrasings),
         )

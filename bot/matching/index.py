@@ -20,25 +20,31 @@ Numbers = npt.NDArray[np.int64]
 
 class Features:
     """A number for every feature, and the features of each of many texts as numbers: text t's
-    are _features[_starts[t]:_starts[t + 1]], once per occurrence."""
+    are _features[_starts[t]:_starts[t + 1]], once per occurrence.
 
-    def __init__(self, features_of_each: Iterable[Sequence[str]]) -> None:
+    Made from the texts as pieces (see `Normalizer.read`): text t is the pieces
+    `sequence[starts[t]:starts[t + 1]]`, and piece p has the features `pieces[p]`.
+    """
+
+    def __init__(self, pieces: Iterable[Sequence[str]], sequence: Numbers, starts: Numbers) -> None:
         self.numbers: dict[str, int] = {}
         numbers = self.numbers
         # A typed array rather than a list: a large knowledge base has millions.
         flat = array("q")
         ends = [0]
-        for features in features_of_each:
+        for features in pieces:
             flat.extend([numbers.setdefault(f, len(numbers)) for f in features])
             ends.append(len(flat))
-        self._features = np.frombuffer(flat, dtype=np.int64)
-        self._starts = np.array(ends, dtype=np.int64)
+        bounds = np.array(ends, dtype=np.int64)
+        lengths = np.diff(bounds)[sequence]
+        self._features = np.frombuffer(flat, dtype=np.int64)[ranges(bounds[sequence], lengths)]
+        self._starts = np.concatenate(([0], np.cumsum(lengths)))[starts]
 
     def __len__(self) -> int:
         return len(self.numbers)
 
     def said(
-        self, owners: Sequence[int], texts: Sequence[int], weights: Sequence[float]
+        self, owners: npt.ArrayLike, texts: npt.ArrayLike, weights: npt.ArrayLike
     ) -> tuple[Numbers, Numbers, Scores]:
         """(owner, feature, count) triples, owners in order, for what each owner says: owner
         `owners[i]` says text `texts[i]`, each of its features counting `weights[i]`."""
@@ -48,9 +54,15 @@ class Features:
         documents = np.repeat(np.asarray(owners, dtype=np.int64), lengths)
         counts = np.repeat(np.asarray(weights, dtype=np.float64), lengths)
         size = len(self.numbers)
-        # Repeated pairs are one, with their counts added up.
-        pairs, where = np.unique(documents * size + features, return_inverse=True)
-        return pairs // size, pairs % size, np.bincount(where, weights=counts)
+        # Repeated pairs are one, with their counts added up. Owners mostly come in order,
+        # and a stable sort runs along what is sorted already.
+        keys = documents * size + features
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        pairs = keys[first]
+        return pairs // size, pairs % size, np.bincount(np.cumsum(first) - 1, counts[order])
 
 
 def inverse_document_frequency(

@@ -6,17 +6,21 @@ English words are stemmed, and Chinese, which has no spaces, is read as overlapp
 characters (a lone character stands for itself).
 """
 
+import itertools
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import opencc
-import snowballstemmer
+import Stemmer
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
 
 from bot.knowledge import Term
+from bot.matching.index import Numbers, ranges
 
 TERM_MARK = "§"
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -24,10 +28,15 @@ _LATIN_WORD = re.compile(r"[a-z0-9]+")
 _CHUNK = re.compile(rf"{TERM_MARK}[a-z0-9-]+|[a-z0-9]+|[{_CJK}]+")
 # The term mark goes too: only a glossary phrase, replaced after folding, may carry it.
 _NOT_WORD = re.compile(r"\W|_")
-# The same, for many texts one per line (see `Normalizer.features_of_each`).
+# The same, for many texts one per line (see `Normalizer.read`).
 _CHUNK_OR_BREAK = re.compile(rf"{_CHUNK.pattern}|\n")
 _NOT_WORD_OR_BREAK = re.compile(r"[^\w\n]|_")
-_SPACES = re.compile(" {2,}")
+# Full-width punctuation, which Chinese text is full of and which NFKC would turn into plain
+# punctuation, no part of a word.
+_FULL_WIDTH_PUNCTUATION = re.compile("[\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]")
+# Where one text ends and the next begins, when many are read at once: a control character,
+# which the normaliser reads as a space anyway.
+_TEXT_END = "\x00"
 _MIN_CORRECTED_LENGTH = 5
 _LONG_WORD = 8
 
@@ -190,14 +199,19 @@ class Normalizer:
 
     def __init__(self, glossary: Sequence[Term] = ()) -> None:
         self._to_simplified = opencc.OpenCC("t2s")
-        self._stemmer = snowballstemmer.stemmer("english")
+        self._stemmer = Stemmer.Stemmer("english")
         self._terms: dict[str, str] = {}
         for term in glossary:
             for phrase in term.phrases:
                 self._terms[self.fold(phrase)] = f" {TERM_MARK}{term.term} "
         self._term_patterns = _trie_patterns(self._terms)
+        # What comes before and after a space in a phrase: a phrase may reach from a segment
+        # that ends with the one into a segment that begins with the other.
+        befores = {part for phrase in self._terms for part in phrase.split(" ")[:-1]}
+        afters = {part for phrase in self._terms for part in phrase.split(" ")[1:]}
+        self._reaching = (tuple(sorted(befores)), tuple(sorted(afters))) if befores else None
         self._vocabulary: list[str] = []
-        # Stemming is slow and a knowledge base repeats its words endlessly.
+        # A knowledge base repeats its words endlessly: each is stemmed once.
         self._stems: dict[str, str] = {}
 
     def learn_vocabulary(self, texts: Iterable[str]) -> None:
@@ -232,34 +246,108 @@ class Normalizer:
             features.update(self._chunk_features(chunk))
         return features
 
-    def features_of_each(self, texts: Sequence[str]) -> Iterator[list[str]]:
-        """For each of `texts`, the features `features` finds in it, once per occurrence.
+    def read(self, texts: Sequence[str]) -> "Reading":
+        """The features `features` finds in each of `texts`, each distinct piece read once.
 
-        The texts are read together, one per line, each step making one pass over them all: a
-        large knowledge base has a hundred thousand texts, and a step's cost per call then
-        outweighs its cost per character. No step makes or removes a line break, or matches
-        across one, so the texts stay apart.
+        A large knowledge base has a hundred thousand texts, and they repeat their words and
+        clauses endlessly. No fold reaches across whitespace, so the texts are cut there into
+        words and each distinct word is folded once. Folded, a word is one or more segments
+        (none if it is all punctuation), and only a glossary phrase with a space in it can
+        reach from one segment into the next: segments are joined into pieces where one could,
+        and each distinct piece is read once.
         """
+        words, said = _words_of(texts)
+        # Each distinct word as the segments it folds to: a text end folds to none.
+        segment_numbers: dict[str, int] = {}
+        flat: list[int] = []
+        ends = [0]
+        for folded in self._fold_each(words):
+            flat.extend(segment_numbers.setdefault(s, len(segment_numbers)) for s in folded.split())
+            ends.append(len(flat))
+        bounds = np.array(ends, dtype=np.int64)
+        counts = np.diff(bounds)[said]
+        segments = np.array(flat, dtype=np.int64)[ranges(bounds[said], counts)]
+        breaks = said == (words.index(_TEXT_END) if len(texts) > 1 else -1)
+        before = np.cumsum(counts) - counts
+        text_starts = np.concatenate(([0], before[breaks], [len(segments)]))
+        pieces, sequence, piece_starts = self._pieces(list(segment_numbers), segments, text_starts)
+        # Words are numbered as they first come: the highest number so far says how many.
+        highest = np.concatenate(([-1], np.maximum.accumulate(said)))
+        text_ends = np.append(np.flatnonzero(breaks), len(said))
+        return Reading(
+            self._features_of_folded(pieces),
+            sequence,
+            np.searchsorted(piece_starts, text_starts),
+            words,
+            highest[text_ends] + 1,
+        )
+
+    def _pieces(
+        self, distinct: list[str], segments: Numbers, text_starts: Numbers
+    ) -> tuple[list[str], Numbers, Numbers]:
+        """The folded text of each distinct piece, the pieces as numbers in order, and where
+        each begins among `segments` (numbers into `distinct`)."""
+        joins = np.zeros(len(segments), dtype=bool)
+        if self._reaching is not None and len(segments) > 1:
+            befores, afters = self._reaching
+            ends = np.array([s.endswith(befores) for s in distinct], dtype=bool)
+            begins = np.array([s.startswith(afters) for s in distinct], dtype=bool)
+            joins[:-1] = ends[segments[:-1]] & begins[segments[1:]]
+            last = text_starts[1:-1] - 1
+            joins[last[last >= 0]] = False
+        first = np.ones(len(segments), dtype=bool)
+        first[1:] = ~joins[:-1]
+        starts = np.flatnonzero(first)
+        lengths = np.diff(np.append(starts, len(segments)))
+        alone = lengths == 1
+        present = np.zeros(len(distinct), dtype=bool)
+        present[segments[starts[alone]]] = True
+        used = np.flatnonzero(present)
+        piece_of_segment = np.zeros(len(distinct), dtype=np.int64)
+        piece_of_segment[used] = np.arange(len(used))
+        pieces = [distinct[s] for s in used.tolist()]
+        sequence = np.empty(len(starts), dtype=np.int64)
+        sequence[alone] = piece_of_segment[segments[starts[alone]]]
+        joined: dict[tuple[int, ...], int] = {}
+        numbers = []
+        for start, length in zip(starts[~alone].tolist(), lengths[~alone].tolist(), strict=True):
+            key = tuple(segments[start : start + length].tolist())
+            number = joined.get(key)
+            if number is None:
+                number = joined[key] = len(pieces)
+                pieces.append(" ".join(distinct[s] for s in key))
+            numbers.append(number)
+        sequence[~alone] = numbers
+        return pieces, sequence, starts
+
+    def _fold_each(self, words: list[str]) -> list[str]:
+        """`fold` for each of `words` (which hold no whitespace), all folded at once."""
+        joined = "\n".join(map(_compatible, words)).casefold()
+        joined = self._to_simplified.convert(joined)
+        return _NOT_WORD_OR_BREAK.sub(" ", joined).split("\n")
+
+    def _features_of_folded(self, texts: list[str]) -> list[list[str]]:
+        """For each of `texts`, folded already, the features `features` finds in it."""
         if not texts:
-            return
-        joined = "\n".join(_compatible(text.replace("\n", " ")) for text in texts)
-        folded = self._to_simplified.convert(joined.casefold())
-        folded = _SPACES.sub(" ", _NOT_WORD_OR_BREAK.sub(" ", folded))
+            return []
+        folded = "\n".join(texts)
         for pattern in self._term_patterns:
             folded = pattern.sub(lambda match: self._terms[match.group()], folded)
         # Words and Chinese runs recur from text to text: each is read once.
         read: dict[str, list[str]] = {}
+        each: list[list[str]] = []
         features: list[str] = []
         for chunk in _CHUNK_OR_BREAK.findall(folded):
             if chunk == "\n":
-                yield features
+                each.append(features)
                 features = []
                 continue
             found = read.get(chunk)
             if found is None:
                 found = read[chunk] = self._chunk_features(chunk)
             features += found
-        yield features
+        each.append(features)
+        return each
 
     def _chunk_features(self, chunk: str) -> list[str]:
         """A term, a stemmed English word (none for a stop word), or a Chinese run's pairs."""
@@ -290,9 +378,41 @@ class Normalizer:
         return found[0] if found else word
 
 
+@dataclass(frozen=True)
+class Reading:
+    """Many texts as the distinct pieces they are made of: text t is the pieces
+    `sequence[starts[t]:starts[t + 1]]`, and piece p has the features `pieces[p]`, once per
+    occurrence."""
+
+    pieces: list[list[str]]
+    sequence: Numbers
+    starts: Numbers
+    words: list[str]
+    """Every distinct word (whitespace apart) in the order the texts first use it."""
+    seen: Numbers
+    """How many of `words` the texts up to each one use."""
+
+    def words_of_first(self, count: int) -> list[str]:
+        """The distinct words of the first `count` texts."""
+        return self.words[: int(self.seen[count - 1])] if count else []
+
+
+def _words_of(texts: Sequence[str]) -> tuple[list[str], Numbers]:
+    """The distinct words (whitespace apart) of `texts`, in the order they first come, and
+    the texts as numbers into them, with `_TEXT_END` between one text and the next."""
+    joined = f" {_TEXT_END} ".join(texts)
+    if joined.count(_TEXT_END) != len(texts) - 1:
+        joined = f" {_TEXT_END} ".join(text.replace(_TEXT_END, " ") for text in texts)
+    said = joined.split()
+    numbers = dict(zip(dict.fromkeys(said), itertools.count()))
+    return list(numbers), np.fromiter(map(numbers.__getitem__, said), np.int64, len(said))
+
+
 def _compatible(text: str) -> str:
     """`text` in Unicode's compatibility form (NFKC): full-width letters as plain ones, and
-    so on. Most text is in that form already, and checking is quicker than converting."""
+    so on, except that full-width punctuation becomes a space, as all punctuation does in the
+    end. Most text is in that form then, and checking is quicker than converting."""
+    text = _FULL_WIDTH_PUNCTUATION.sub(" ", text)
     if unicodedata.is_normalized("NFKC", text):
         return text
     return unicodedata.normalize("NFKC", text)
