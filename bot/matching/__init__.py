@@ -191,8 +191,8 @@ class Matcher:
         # Who says what: phrasing p says its text; a document says its phrasings, tags and
         # (counting less) answers.
         said = [phrasing for phrasings in owned for phrasing in phrasings]
-        speakers = [np.repeat(np.arange(len(owned)), counts)]
-        weights = [np.ones(len(said))]
+        speakers = np.repeat(np.arange(len(owned)), counts).tolist()
+        weights = [1.0] * len(said)
         for document, entry in enumerate(entries):
             details = [
                 detail
@@ -201,8 +201,8 @@ class Matcher:
             ]
             said += details
             said += entry.tags
-            speakers.append(np.full(len(details) + len(entry.tags), document))
-            weights.append(np.repeat([_ANSWER_WEIGHT, 1.0], [len(details), len(entry.tags)]))
+            speakers += [document] * (len(details) + len(entry.tags))
+            weights += [_ANSWER_WEIGHT] * len(details) + [1.0] * len(entry.tags)
         # Texts are numbered, each read once however often said; phrasings come first.
         numbers = dict(zip(dict.fromkeys(said), itertools.count()))
         spoken = np.fromiter(map(numbers.__getitem__, said), np.int64, len(said))
@@ -211,9 +211,7 @@ class Matcher:
         self.normalizer.learn_vocabulary(reading.words_of_first(int(phrasings.max(initial=-1)) + 1))
         features = Features(reading.pieces, reading.sequence, reading.starts)
         self._features = features.numbers
-        bag_documents, bag_features, bag_counts = features.said(
-            np.concatenate(speakers), spoken, np.concatenate(weights)
-        )
+        bag_documents, bag_features, bag_counts = features.said(speakers, spoken, weights)
         self._idf = inverse_document_frequency(bag_features, len(owned), len(features))
         # A word no entry uses is as telling as the rarest one: it lowers every similarity.
         self._unseen = float(self._idf.max(initial=1.0))

@@ -34,6 +34,8 @@ _NOT_WORD_OR_BREAK = re.compile(r"[^\w\n]|_")
 # Full-width punctuation, which Chinese text is full of and which NFKC would turn into plain
 # punctuation, no part of a word.
 _FULL_WIDTH_PUNCTUATION = re.compile("[\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]")
+# What follows each word's folded form when many are folded at once: never part of one.
+_WORD_END = "\x01"
 # Where one text ends and the next begins, when many are read at once: a control character,
 # which the normaliser reads as a space anyway.
 _TEXT_END = "\x00"
@@ -218,7 +220,7 @@ class Normalizer:
         """Remember the English words of `texts`, so a misspelt query word can be corrected."""
         # All the texts at once, and only as much of `fold` as English letters need: its other
         # steps touch no letter, and a run of letters ends where they would put a space.
-        joined = "\n".join(map(_compatible, texts))
+        joined = _compatible("\n".join(texts))
         words = set(_LATIN_WORD.findall(joined.casefold()))
         words.update(word for phrase in self._terms for word in _LATIN_WORD.findall(phrase))
         self._vocabulary = sorted(word for word in words if not word.isdigit())
@@ -257,20 +259,18 @@ class Normalizer:
         and each distinct piece is read once.
         """
         words, said = _words_of(texts)
-        # Each distinct word as the segments it folds to: a text end folds to none.
-        segment_numbers: dict[str, int] = {}
-        flat: list[int] = []
-        ends = [0]
-        for folded in self._fold_each(words):
-            flat.extend(segment_numbers.setdefault(s, len(segment_numbers)) for s in folded.split())
-            ends.append(len(flat))
-        bounds = np.array(ends, dtype=np.int64)
-        counts = np.diff(bounds)[said]
-        segments = np.array(flat, dtype=np.int64)[ranges(bounds[said], counts)]
+        # Each distinct word as the segments it folds to (a text end folds to none): all are
+        # folded at once, each followed by a mark, and numbered with the mark among them.
+        folded = self._fold_each(words).split()
+        numbers = dict(zip(dict.fromkeys(folded), itertools.count()))
+        flat = np.fromiter(map(numbers.__getitem__, folded), np.int64, len(folded))
+        marks = np.flatnonzero(flat == numbers[_WORD_END])
+        counts = np.diff(marks, prepend=-1)[said] - 1
+        segments = flat[ranges((marks - np.diff(marks, prepend=-1) + 1)[said], counts)]
         breaks = said == (words.index(_TEXT_END) if len(texts) > 1 else -1)
         before = np.cumsum(counts) - counts
         text_starts = np.concatenate(([0], before[breaks], [len(segments)]))
-        pieces, sequence, piece_starts = self._pieces(list(segment_numbers), segments, text_starts)
+        pieces, sequence, piece_starts = self._pieces(list(numbers), segments, text_starts)
         # Words are numbered as they first come: the highest number so far says how many.
         highest = np.concatenate(([-1], np.maximum.accumulate(said)))
         text_ends = np.append(np.flatnonzero(breaks), len(said))
@@ -298,33 +298,37 @@ class Normalizer:
         first = np.ones(len(segments), dtype=bool)
         first[1:] = ~joins[:-1]
         starts = np.flatnonzero(first)
+        # A segment alone is the piece of the same number; longer pieces are numbered after.
+        sequence = segments[starts]
         lengths = np.diff(np.append(starts, len(segments)))
-        alone = lengths == 1
-        present = np.zeros(len(distinct), dtype=bool)
-        present[segments[starts[alone]]] = True
-        used = np.flatnonzero(present)
-        piece_of_segment = np.zeros(len(distinct), dtype=np.int64)
-        piece_of_segment[used] = np.arange(len(used))
-        pieces = [distinct[s] for s in used.tolist()]
-        sequence = np.empty(len(starts), dtype=np.int64)
-        sequence[alone] = piece_of_segment[segments[starts[alone]]]
-        joined: dict[tuple[int, ...], int] = {}
-        numbers = []
-        for start, length in zip(starts[~alone].tolist(), lengths[~alone].tolist(), strict=True):
-            key = tuple(segments[start : start + length].tolist())
-            number = joined.get(key)
-            if number is None:
-                number = joined[key] = len(pieces)
-                pieces.append(" ".join(distinct[s] for s in key))
-            numbers.append(number)
-        sequence[~alone] = numbers
+        longer = np.flatnonzero(lengths > 1)
+        pieces = list(distinct)
+        if len(longer):
+            counts = lengths[longer]
+            listed = segments[ranges(starts[longer], counts)].tolist()
+            ends = np.cumsum(counts).tolist()
+            numbers: dict[tuple[int, ...], int] = {}
+            found = []
+            for end, count in zip(ends, counts.tolist(), strict=True):
+                key = tuple(listed[end - count : end])
+                number = numbers.get(key)
+                if number is None:
+                    number = numbers[key] = len(distinct) + len(numbers)
+                found.append(number)
+            sequence[longer] = found
+            pieces += [" ".join(distinct[s] for s in key) for key in numbers]
+            # A segment only ever part of longer pieces is no piece: it says nothing alone.
+            alone = np.zeros(len(distinct), dtype=bool)
+            alone[sequence[sequence < len(distinct)]] = True
+            for segment in np.flatnonzero(~alone).tolist():
+                pieces[segment] = ""
         return pieces, sequence, starts
 
-    def _fold_each(self, words: list[str]) -> list[str]:
-        """`fold` for each of `words` (which hold no whitespace), all folded at once."""
-        joined = "\n".join(map(_compatible, words)).casefold()
-        joined = self._to_simplified.convert(joined)
-        return _NOT_WORD_OR_BREAK.sub(" ", joined).split("\n")
+    def _fold_each(self, words: list[str]) -> str:
+        """`fold` for each of `words` (which hold no whitespace), all folded at once, each
+        followed by `_WORD_END`."""
+        joined = self._to_simplified.convert(_compatible("\n".join(words)).casefold())
+        return _NOT_WORD_OR_BREAK.sub(" ", joined).replace("\n", f" {_WORD_END} ") + f" {_WORD_END}"
 
     def _features_of_folded(self, texts: list[str]) -> list[list[str]]:
         """For each of `texts`, folded already, the features `features` finds in it."""
@@ -415,7 +419,11 @@ def _compatible(text: str) -> str:
     text = _FULL_WIDTH_PUNCTUATION.sub(" ", text)
     if unicodedata.is_normalized("NFKC", text):
         return text
-    return unicodedata.normalize("NFKC", text)
+    # Many texts one per line: only the lines that need it are converted.
+    return "\n".join(
+        line if unicodedata.is_normalized("NFKC", line) else unicodedata.normalize("NFKC", line)
+        for line in text.split("\n")
+    )
 
 
 def _trie_patterns(phrases: Iterable[str]) -> list[re.Pattern[str]]:
