@@ -165,6 +165,18 @@ def test_texts_read_together_have_the_features_each_has_alone(texts: list[str]) 
     assert together == [normalizer.features(text) for text in texts]
 
 
+def test_thousands_of_texts_read_together_each_keep_their_own_features() -> None:
+    # More texts than are cut into words at a time, phrases reaching across each boundary.
+    normalizer = Normalizer(_BUNDLED_GLOSSARY)
+    texts = [f"the {n} patent" if n % 2 else f"agent 專利{n}" for n in range(12_001)]
+    reading = normalizer.read(texts)
+    for t in (0, 1, 4_999, 5_000, 5_001, 9_999, 10_000, 12_000):
+        pieces = reading.sequence[reading.starts[t] : reading.starts[t + 1]]
+        features = Counter(f for piece in pieces for f in reading.pieces[piece])
+        assert features == normalizer.features(texts[t])
+        assert str(t) in features
+
+
 def test_chinese_is_read_as_character_pairs_beside_english_words() -> None:
     features = Normalizer().features("外国人PCT申请")
     assert set(features) == {"外国", "国人", "pct", "申请"}

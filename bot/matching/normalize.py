@@ -34,6 +34,8 @@ _NOT_WORD_OR_BREAK = re.compile(r"[^\w\n]|_")
 # Full-width punctuation, which Chinese text is full of and which NFKC would turn into plain
 # punctuation, no part of a word.
 _FULL_WIDTH_PUNCTUATION = re.compile("[\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]")
+# How many texts `_words_of` cuts into words at a time.
+_TEXTS_AT_ONCE = 5000
 # What follows each word's folded form when many are folded at once: never part of one.
 _WORD_END = "\x01"
 # Where one text ends and the next begins, when many are read at once: a control character,
@@ -404,12 +406,22 @@ class Reading:
 def _words_of(texts: Sequence[str]) -> tuple[list[str], Numbers]:
     """The distinct words (whitespace apart) of `texts`, in the order they first come, and
     the texts as numbers into them, with `_TEXT_END` between one text and the next."""
-    joined = f" {_TEXT_END} ".join(texts)
-    if joined.count(_TEXT_END) != len(texts) - 1:
-        joined = f" {_TEXT_END} ".join(text.replace(_TEXT_END, " ") for text in texts)
-    said = joined.split()
-    numbers = dict(zip(dict.fromkeys(said), itertools.count()))
-    return list(numbers), np.fromiter(map(numbers.__getitem__, said), np.int64, len(said))
+    numbers: dict[str, int] = {}
+    said = []
+    # A few thousand texts at a time: all the words of a large knowledge base at once would
+    # take gigabytes.
+    for start in range(0, max(len(texts), 1), _TEXTS_AT_ONCE):
+        some = texts[start : start + _TEXTS_AT_ONCE]
+        joined = f" {_TEXT_END} ".join(some)
+        if joined.count(_TEXT_END) != len(some) - 1:
+            joined = f" {_TEXT_END} ".join(text.replace(_TEXT_END, " ") for text in some)
+        words = joined.split()
+        if start:
+            words.insert(0, _TEXT_END)
+        new = [word for word in dict.fromkeys(words) if word not in numbers]
+        numbers.update(zip(new, itertools.count(len(numbers))))
+        said.append(np.fromiter(map(numbers.__getitem__, words), np.int64, len(words)))
+    return list(numbers), np.concatenate(said)
 
 
 def _compatible(text: str) -> str:
