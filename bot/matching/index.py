@@ -30,14 +30,14 @@ class Features:
         self.numbers: dict[str, int] = {}
         numbers = self.numbers
         # A typed array rather than a list: a large knowledge base has millions.
-        flat = array("q")
+        flat = array("i")
         ends = [0]
         for features in pieces:
             flat.extend([numbers.setdefault(f, len(numbers)) for f in features])
             ends.append(len(flat))
         bounds = np.array(ends, dtype=np.int64)
         lengths = np.diff(bounds)[sequence]
-        self._features = np.frombuffer(flat, dtype=np.int64)[ranges(bounds[sequence], lengths)]
+        self._features = np.frombuffer(flat, dtype=np.int32)[ranges(bounds[sequence], lengths)]
         self._starts = np.concatenate(([0], np.cumsum(lengths)))[starts]
 
     def __len__(self) -> int:
@@ -50,19 +50,23 @@ class Features:
         `owners[i]` says text `texts[i]`, each of its features counting `weights[i]`."""
         chosen = np.asarray(texts, dtype=np.int64)
         lengths = self._starts[chosen + 1] - self._starts[chosen]
-        features = self._features[ranges(self._starts[chosen], lengths)]
-        documents = np.repeat(np.asarray(owners, dtype=np.int64), lengths)
-        counts = np.repeat(np.asarray(weights, dtype=np.float64), lengths)
+        owners = np.asarray(owners, dtype=np.int64)
         size = len(self.numbers)
+        # Owner and feature as one key, in the smallest type that holds it: a large knowledge
+        # base says millions of features.
+        fits = (int(owners.max(initial=0)) + 1) * size < 2**31
+        keys = np.repeat(owners.astype(np.int32 if fits else np.int64), lengths)
+        keys *= size
+        keys += self._features[ranges(self._starts[chosen], lengths)]
         # Repeated pairs are one, with their counts added up. Owners mostly come in order,
         # and a stable sort runs along what is sorted already.
-        keys = documents * size + features
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
         first = np.ones(len(keys), dtype=bool)
-        first[1:] = keys[1:] != keys[:-1]
-        pairs = keys[first]
-        return pairs // size, pairs % size, np.bincount(np.cumsum(first) - 1, counts[order])
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        counts = np.repeat(np.asarray(weights, dtype=np.float64), lengths)[order]
+        pairs = keys[first].astype(np.int64)
+        return pairs // size, pairs % size, np.bincount(np.cumsum(first) - 1, counts)
 
 
 def inverse_document_frequency(

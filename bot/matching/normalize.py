@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import opencc
 import Stemmer
 from rapidfuzz import process
@@ -261,28 +262,37 @@ class Normalizer:
         and each distinct piece is read once.
         """
         words, said = _words_of(texts)
-        # Each distinct word as the segments it folds to (a text end folds to none): all are
-        # folded at once, each followed by a mark, and numbered with the mark among them.
-        folded = self._fold_each(words).split()
-        numbers = dict(zip(dict.fromkeys(folded), itertools.count()))
-        flat = np.fromiter(map(numbers.__getitem__, folded), np.int64, len(folded))
-        marks = np.flatnonzero(flat == numbers[_WORD_END])
-        counts = np.diff(marks, prepend=-1)[said] - 1
-        segments = flat[ranges((marks - np.diff(marks, prepend=-1) + 1)[said], counts)]
         breaks = said == (words.index(_TEXT_END) if len(texts) > 1 else -1)
-        before = np.cumsum(counts) - counts
-        text_starts = np.concatenate(([0], before[breaks], [len(segments)]))
-        pieces, sequence, piece_starts = self._pieces(list(numbers), segments, text_starts)
         # Words are numbered as they first come: the highest number so far says how many.
         highest = np.concatenate(([-1], np.maximum.accumulate(said)))
-        text_ends = np.append(np.flatnonzero(breaks), len(said))
+        seen = highest[np.append(np.flatnonzero(breaks), len(said))] + 1
+        distinct, segments, text_starts = self._segments(words, said, breaks)
+        del said, breaks, highest
+        pieces, sequence, piece_starts = self._pieces(distinct, segments, text_starts)
         return Reading(
             self._features_of_folded(pieces),
             sequence,
             np.searchsorted(piece_starts, text_starts),
             words,
-            highest[text_ends] + 1,
+            seen,
         )
+
+    def _segments(
+        self, words: list[str], said: Numbers, breaks: npt.NDArray[np.bool_]
+    ) -> tuple[list[str], Numbers, Numbers]:
+        """The distinct segments `words` fold to, the texts (`said`, with text ends at
+        `breaks`) as numbers into them, and where each text begins among those numbers."""
+        # All the words folded at once, each followed by a mark, and numbered with the mark
+        # among them. A text end folds to no segment.
+        folded = self._fold_each(words).split()
+        numbers = dict(zip(dict.fromkeys(folded), itertools.count()))
+        flat = np.fromiter(map(numbers.__getitem__, folded), np.int32, len(folded))
+        marks = np.flatnonzero(flat == numbers[_WORD_END])
+        sizes = np.diff(marks, prepend=-1) - 1
+        counts = sizes[said]
+        segments = flat[ranges((marks - sizes)[said], counts)]
+        before = np.cumsum(counts) - counts
+        return list(numbers), segments, np.concatenate(([0], before[breaks], [len(segments)]))
 
     def _pieces(
         self, distinct: list[str], segments: Numbers, text_starts: Numbers
