@@ -97,11 +97,13 @@ class Index:
     ) -> None:
         self.size = size
         weight = _unit_weights(documents, features, counts, idf, size)
-        # Feature f's postings are _documents[_starts[f]:_starts[f + 1]], with their weights.
-        order = np.argsort(features, kind="stable")
+        # Feature f's postings are _documents[_starts[f]:_starts[f + 1]], with their weights, in
+        # any order: a document is in a feature's postings once.
+        order = np.argsort(features)
         self._documents = documents[order]
         self._weights = weight[order]
-        self._starts = np.searchsorted(features[order], np.arange(len(idf) + 1)).tolist()
+        postings = np.bincount(features, minlength=len(idf))
+        self._starts = np.concatenate(([0], np.cumsum(postings))).tolist()
 
     def similarities(self, query: Mapping[int, float]) -> Scores:
         """Cosine similarity of a unit-length `query` (feature number to weight) with every

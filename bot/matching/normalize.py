@@ -31,7 +31,8 @@ _CHUNK = re.compile(rf"{TERM_MARK}[a-z0-9-]+|[a-z0-9]+|[{_CJK}]+")
 _NOT_WORD = re.compile(r"\W|_")
 # The same, for many texts one per line (see `Normalizer.read`).
 _CHUNK_OR_BREAK = re.compile(rf"{_CHUNK.pattern}|\n")
-_NOT_WORD_OR_BREAK = re.compile(r"[^\w\n]|_")
+# For text that is split at whitespace next, which can stay as it is.
+_NOT_WORD_OR_SPACE = re.compile(r"[^\w\s]|_")
 # Full-width punctuation, which Chinese text is full of and which NFKC would turn into plain
 # punctuation, no part of a word.
 _FULL_WIDTH_PUNCTUATION = re.compile("[\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]")
@@ -340,7 +341,7 @@ class Normalizer:
         """`fold` for each of `words` (which hold no whitespace), all folded at once, each
         followed by `_WORD_END`."""
         joined = self._to_simplified.convert(_compatible("\n".join(words)).casefold())
-        return _NOT_WORD_OR_BREAK.sub(" ", joined).replace("\n", f" {_WORD_END} ") + f" {_WORD_END}"
+        return _NOT_WORD_OR_SPACE.sub(" ", joined).replace("\n", f" {_WORD_END} ") + f" {_WORD_END}"
 
     def _features_of_folded(self, texts: list[str]) -> list[list[str]]:
         """For each of `texts`, folded already, the features `features` finds in it."""
