@@ -97,9 +97,11 @@ class Index:
     ) -> None:
         self.size = size
         weight = _unit_weights(documents, features, counts, idf, size)
-        # Feature f's postings are _documents[_starts[f]:_starts[f + 1]], with their weights, in
-        # any order: a document is in a feature's postings once.
-        order = np.argsort(features)
+        # Feature f's postings are _documents[_starts[f]:_starts[f + 1]], with their weights.
+        # NumPy sorts numbers of 16 bits by radix, several times quicker than any other.
+        order = np.argsort(
+            features.astype(np.uint16 if len(idf) <= 1 << 16 else np.int64), kind="stable"
+        )
         self._documents = documents[order]
         self._weights = weight[order]
         postings = np.bincount(features, minlength=len(idf))
