@@ -118,8 +118,8 @@ def test_glossary_phrases_are_whole_english_words_anywhere_in_chinese_and_longes
 
 # Pieces that exercise every step of normalising: glossary phrases (English, Chinese, both,
 # and spread over punctuation and spaces), width, case, Traditional characters, punctuation,
-# marks that combine or fold into letters, the character that ends a text when many are read
-# together, line breaks and runs of spaces.
+# marks that combine or fold into letters, the characters that end a text and a word when many
+# are read together, line breaks and runs of spaces.
 _PIECES = st.sampled_from(
     [
         "patent agent",
@@ -137,6 +137,7 @@ _PIECES = st.sampled_from(
         "   ",
         "\xa0",
         "\x00",
+        "\x01",
         "_",
         "é",
         "e\u0301",
