@@ -7,7 +7,6 @@ carry it: a large knowledge base has words that every entry shares.
 """
 
 import math
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -29,15 +28,14 @@ class Features:
     def __init__(self, pieces: Iterable[Sequence[str]], sequence: Numbers, starts: Numbers) -> None:
         self.numbers: dict[str, int] = {}
         numbers = self.numbers
-        # A typed array rather than a list: a large knowledge base has millions.
-        flat = array("i")
+        flat: list[int] = []
         ends = [0]
         for features in pieces:
             flat.extend([numbers.setdefault(f, len(numbers)) for f in features])
             ends.append(len(flat))
         bounds = np.array(ends, dtype=np.int64)
         lengths = np.diff(bounds)[sequence]
-        self._features = np.frombuffer(flat, dtype=np.int32)[ranges(bounds[sequence], lengths)]
+        self._features = np.array(flat, dtype=np.int32)[ranges(bounds[sequence], lengths)]
         self._starts = np.concatenate(([0], np.cumsum(lengths)))[starts]
 
     def __len__(self) -> int:
