@@ -27,11 +27,11 @@ TERM_MARK = "§"
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _LATIN_WORD = re.compile(r"[a-z0-9]+")
 _CHUNK = re.compile(rf"{TERM_MARK}[a-z0-9-]+|[a-z0-9]+|[{_CJK}]+")
-# The term mark goes too: only a glossary phrase, replaced after folding, may carry it.
-_NOT_WORD = re.compile(r"\W|_")
 # The same, for many texts one per line (see `Normalizer.read`).
 _CHUNK_OR_BREAK = re.compile(rf"{_CHUNK.pattern}|\n")
-# For text that is split at whitespace next, which can stay as it is.
+# The term mark goes too: only a glossary phrase, replaced after folding, may carry it.
+_NOT_WORD = re.compile(r"\W|_")
+# The same, for text that is split at whitespace next, which can stay as it is.
 _NOT_WORD_OR_SPACE = re.compile(r"[^\w\s]|_")
 # Full-width punctuation, which Chinese text is full of and which NFKC would turn into plain
 # punctuation, no part of a word.
@@ -232,9 +232,11 @@ class Normalizer:
 
     def fold(self, text: str) -> str:
         """One form for width, case, script and punctuation."""
-        text = _compatible(text).casefold()
-        text = self._to_simplified.convert(text)
-        return " ".join(_NOT_WORD.sub(" ", text).split())
+        return " ".join(_NOT_WORD.sub(" ", self._fold_letters(text)).split())
+
+    def _fold_letters(self, text: str) -> str:
+        """One form for width, case and script; punctuation as it is."""
+        return self._to_simplified.convert(_compatible(text).casefold())
 
     def normalize(self, text: str, correct: bool = False) -> str:
         """Folded text with glossary phrases replaced by their terms (and typos mended)."""
@@ -340,8 +342,8 @@ class Normalizer:
     def _fold_each(self, words: list[str]) -> str:
         """`fold` for each of `words` (which hold no whitespace), all folded at once, each
         followed by `_WORD_END`."""
-        joined = self._to_simplified.convert(_compatible("\n".join(words)).casefold())
-        return _NOT_WORD_OR_SPACE.sub(" ", joined).replace("\n", f" {_WORD_END} ") + f" {_WORD_END}"
+        folded = _NOT_WORD_OR_SPACE.sub(" ", self._fold_letters("\n".join(words)))
+        return folded.replace("\n", f" {_WORD_END} ") + f" {_WORD_END}"
 
     def _features_of_folded(self, texts: list[str]) -> list[list[str]]:
         """For each of `texts`, folded already, the features `features` finds in it."""
