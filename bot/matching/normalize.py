@@ -36,6 +36,9 @@ _NOT_WORD_OR_SPACE = re.compile(r"[^\w\s]|_")
 # Full-width punctuation, which Chinese text is full of and which NFKC would turn into plain
 # punctuation, no part of a word.
 _FULL_WIDTH_PUNCTUATION = re.compile("[\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]")
+# Chinese has no spaces: its clauses are cut apart at its commonest punctuation too, which
+# folds to a space wherever it stands, so that they recur from text to text as words do.
+_CLAUSE_BREAKS = "，。、；：？！（）《》“”"
 # How many texts `_words_of` cuts into words at a time.
 _TEXTS_AT_ONCE = 5000
 # What follows each word's folded form when many are folded at once: never part of one.
@@ -258,8 +261,9 @@ class Normalizer:
         """The features `features` finds in each of `texts`, each distinct piece read once.
 
         A large knowledge base has a hundred thousand texts, and they repeat their words and
-        clauses endlessly. No fold reaches across whitespace, so the texts are cut there into
-        words and each distinct word is folded once. Folded, a word is one or more segments
+        clauses endlessly. No fold reaches across whitespace (nor across Chinese punctuation,
+        which folds to a space), so the texts are cut there into words and each distinct word
+        is folded once. Folded, a word is one or more segments
         (none if it is all punctuation), and only a glossary phrase with a space in it can
         reach from one segment into the next: segments are joined into pieces where one could,
         and each distinct piece is read once.
@@ -407,7 +411,7 @@ class Reading:
     sequence: Numbers
     starts: Numbers
     words: list[str]
-    """Every distinct word (whitespace apart) in the order the texts first use it."""
+    """Every distinct word (whitespace or Chinese punctuation apart) in the order the texts first use it."""
     seen: Numbers
     """How many of `words` the texts up to each one use."""
 
@@ -417,8 +421,9 @@ class Reading:
 
 
 def _words_of(texts: Sequence[str]) -> tuple[list[str], Numbers]:
-    """The distinct words (whitespace apart) of `texts`, in the order they first come, and
-    the texts as numbers into them, with `_TEXT_END` between one text and the next."""
+    """The distinct words (whitespace or Chinese punctuation apart) of `texts`, in the order
+    they first come, and the texts as numbers into them, with `_TEXT_END` between one text and
+    the next."""
     numbers: dict[str, int] = {}
     said = []
     # A few thousand texts at a time: all the words of a large knowledge base at once would
@@ -428,6 +433,8 @@ def _words_of(texts: Sequence[str]) -> tuple[list[str], Numbers]:
         joined = f" {_TEXT_END} ".join(some)
         if joined.count(_TEXT_END) != len(some) - 1:
             joined = f" {_TEXT_END} ".join(text.replace(_TEXT_END, " ") for text in some)
+        for mark in _CLAUSE_BREAKS:
+            joined = joined.replace(mark, " ")
         words = joined.split()
         if start:
             words.insert(0, _TEXT_END)
