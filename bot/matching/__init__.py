@@ -188,27 +188,36 @@ class Matcher:
         # Document d's phrasings are numbers _owner_starts[d] to _owner_starts[d + 1] - 1.
         counts = [len(phrasings) for phrasings in owned]
         self._owner_starts = np.cumsum([0, *counts])
-        # Who says what: phrasing p says its text; a document says its phrasings, tags and
-        # (counting less) answers.
+        # Who says what: phrasing p says text p; a document says its phrasings, its answers
+        # (counting less) and its tags.
         said = [phrasing for phrasings in owned for phrasing in phrasings]
         speakers = np.repeat(np.arange(len(owned)), counts).tolist()
         weights = [1.0] * len(said)
+        tags: list[str] = []
+        tagged: list[int] = []
         for document, entry in enumerate(entries):
             details = [
                 detail
                 for language in LANGUAGES
-                for detail in (entry.text(language).answer, entry.text(language).more or "")
+                for detail in (entry.text(language).answer, entry.text(language).more)
+                if detail
             ]
             said += details
-            said += entry.tags
-            speakers += [document] * (len(details) + len(entry.tags))
-            weights += [_ANSWER_WEIGHT] * len(details) + [1.0] * len(entry.tags)
-        # Texts are numbered, each read once however often said; phrasings come first.
-        numbers = dict(zip(dict.fromkeys(said), itertools.count()))
-        spoken = np.fromiter(map(numbers.__getitem__, said), np.int64, len(said))
+            speakers += [document] * len(details)
+            weights += [_ANSWER_WEIGHT] * len(details)
+            tags += entry.tags
+            tagged += [document] * len(entry.tags)
+        # Tags recur from entry to entry, phrasings and answers hardly ever: each distinct tag
+        # is one text, read once however many entries carry it.
+        numbers = dict(zip(dict.fromkeys(tags), itertools.count(len(said))))
+        spoken = np.concatenate(
+            (np.arange(len(said)), np.fromiter(map(numbers.__getitem__, tags), np.int64, len(tags)))
+        )
         phrasings = spoken[: self._owner_starts[-1]]
-        reading = self.normalizer.read(list(numbers))
-        self.normalizer.learn_vocabulary(reading.words_of_first(int(phrasings.max(initial=-1)) + 1))
+        reading = self.normalizer.read(said + list(numbers))
+        self.normalizer.learn_vocabulary(reading.words_of_first(len(phrasings)))
+        speakers += tagged
+        weights += [1.0] * len(tags)
         features = Features(reading.pieces, reading.sequence, reading.starts)
         self._features = features.numbers
         bag_documents, bag_features, bag_counts = features.said(speakers, spoken, weights)
