@@ -180,44 +180,48 @@ class Matcher:
         regions = [entry.region for entry in entries] + [s.region for s in knowledge.out_of_scope]
         self._regions = np.array([_REGION_CODES[region] for region in regions], dtype=np.int8)
         # Ties are broken by id, as a reader of a sorted list would expect.
-        self._id_order = np.argsort(np.argsort(np.array(self._ids, dtype=object)))
+        by_id = sorted(range(len(self._ids)), key=self._ids.__getitem__)
+        self._id_order = np.empty(len(by_id), dtype=np.int64)
+        self._id_order[by_id] = np.arange(len(by_id))
+        # Who says what: a document says its phrasings, its answers and further details
+        # (counting less) and its tags; phrasing p says text p.
         owned = [
             [phrasing for language in LANGUAGES for phrasing in entry.text(language).phrasings]
             for entry in entries
         ] + [list(subject.phrasings) for subject in knowledge.out_of_scope]
-        # Document d's phrasings are numbers _owner_starts[d] to _owner_starts[d + 1] - 1.
-        counts = [len(phrasings) for phrasings in owned]
-        self._owner_starts = np.cumsum([0, *counts])
-        # Who says what: phrasing p says text p; a document says its phrasings, its answers
-        # (counting less) and its tags.
-        said = [phrasing for phrasings in owned for phrasing in phrasings]
-        speakers = np.repeat(np.arange(len(owned)), counts).tolist()
-        weights = [1.0] * len(said)
-        tags: list[str] = []
-        tagged: list[int] = []
-        for document, entry in enumerate(entries):
-            details = [
+        details = [
+            [
                 detail
-                for language in LANGUAGES
-                for detail in (entry.text(language).answer, entry.text(language).more)
+                for text in map(entry.text, LANGUAGES)
+                for detail in (text.answer, text.more)
                 if detail
             ]
-            said += details
-            speakers += [document] * len(details)
-            weights += [_ANSWER_WEIGHT] * len(details)
-            tags += entry.tags
-            tagged += [document] * len(entry.tags)
+            for entry in entries
+        ]
+        tagged = [entry.tags for entry in entries]
+        said = [*itertools.chain.from_iterable(owned), *itertools.chain.from_iterable(details)]
+        tags = list(itertools.chain.from_iterable(tagged))
         # Tags recur from entry to entry, phrasings and answers hardly ever: each distinct tag
         # is one text, read once however many entries carry it.
         numbers = dict(zip(dict.fromkeys(tags), itertools.count(len(said))))
         spoken = np.concatenate(
             (np.arange(len(said)), np.fromiter(map(numbers.__getitem__, tags), np.int64, len(tags)))
         )
+        counts = [len(phrasings) for phrasings in owned]
+        # Document d's phrasings are numbers _owner_starts[d] to _owner_starts[d + 1] - 1.
+        self._owner_starts = np.cumsum([0, *counts])
         phrasings = spoken[: self._owner_starts[-1]]
+        speakers = np.concatenate(
+            [
+                np.repeat(np.arange(len(sizes)), sizes)
+                for sizes in (counts, [len(d) for d in details], [len(t) for t in tagged])
+            ]
+        )
+        weights = np.repeat(
+            [1.0, _ANSWER_WEIGHT, 1.0], [len(phrasings), len(said) - len(phrasings), len(tags)]
+        )
         reading = self.normalizer.read(said + list(numbers))
         self.normalizer.learn_vocabulary(reading.words_of_first(len(phrasings)))
-        speakers += tagged
-        weights += [1.0] * len(tags)
         features = Features(reading.pieces, reading.sequence, reading.starts)
         self._features = features.numbers
         bag_documents, bag_features, bag_counts = features.said(speakers, spoken, weights)
