@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bot.knowledge import KnowledgeBase, Term, load_knowledge
 from bot.matching import Matcher, Thresholds
-from bot.matching.normalize import Normalizer
+from bot.matching.normalize import _TEXTS_AT_ONCE, Normalizer
 from bot.paths import bundled
 
 _BUNDLED_GLOSSARY = load_knowledge(bundled("knowledge")).glossary
@@ -173,9 +173,10 @@ def test_texts_read_together_have_the_features_each_has_alone(texts: list[str]) 
 def test_thousands_of_texts_read_together_each_keep_their_own_features() -> None:
     # More texts than are cut into words at a time, phrases reaching across each boundary.
     normalizer = Normalizer(_BUNDLED_GLOSSARY)
-    texts = [f"the {n} patent" if n % 2 else f"agent 專利{n}" for n in range(12_001)]
+    at_once = _TEXTS_AT_ONCE
+    texts = [f"the {n} patent" if n % 2 else f"agent 專利{n}" for n in range(2 * at_once + 1)]
     reading = normalizer.read(texts)
-    for t in (0, 1, 4_999, 5_000, 5_001, 9_999, 10_000, 12_000):
+    for t in (0, 1, at_once - 1, at_once, at_once + 1, 2 * at_once - 1, 2 * at_once):
         pieces = reading.sequence[reading.starts[t] : reading.starts[t + 1]]
         features = Counter(f for piece in pieces for f in reading.pieces[piece])
         assert features == normalizer.features(texts[t])
