@@ -424,8 +424,11 @@ def _words_of(texts: Sequence[str]) -> tuple[list[str], Numbers]:
     """The distinct words (whitespace or Chinese punctuation apart) of `texts`, in the order
     they first come, and the texts as numbers into them, with `_TEXT_END` between one text and
     the next."""
-    numbers: dict[str, int] = {}
+    # A word is first numbered by where it first comes among all the words, which takes one
+    # look-up a word, and those numbers are counted from 0 once all are known.
+    places: dict[str, int] = {}
     said = []
+    count = 0
     # A thousand texts at a time: all the words of a large knowledge base at once would take
     # gigabytes, and a thousand texts' words fit in the memory Python keeps for its next
     # objects, which is then reused rather than handed back and faulted in again.
@@ -439,10 +442,13 @@ def _words_of(texts: Sequence[str]) -> tuple[list[str], Numbers]:
         words = joined.split()
         if start:
             words.insert(0, _TEXT_END)
-        new = [word for word in dict.fromkeys(words) if word not in numbers]
-        numbers.update(zip(new, itertools.count(len(numbers))))
-        said.append(np.fromiter(map(numbers.__getitem__, words), np.int64, len(words)))
-    return list(numbers), np.concatenate(said)
+        found = map(places.setdefault, words, itertools.count(count))
+        said.append(np.fromiter(found, np.int64, len(words)))
+        count += len(words)
+    firsts = np.fromiter(places.values(), np.int64, len(places))
+    numbers = np.empty(count, dtype=np.int64)
+    numbers[firsts] = np.arange(len(firsts))
+    return list(places), numbers[np.concatenate(said)]
 
 
 def _compatible(text: str) -> str:
