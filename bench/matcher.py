@@ -1,6 +1,6 @@
 """How the matcher scales: decision latency, index build time and memory by knowledge-base size.
 
-    python bench/matcher.py --entries 10000 [--lang en|zh] [--queries 1000] [--builds 3]
+    python bench/matcher.py --entries 10000 [--lang en|zh] [--queries 1000] [--builds 5]
 
 `--entries 38` (or fewer) is the bundled knowledge base, asked the labelled questions of
 `tests/data/questions.jsonl`; larger sizes are synthetic (`synthetic.py`), asked their own
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--lang", choices=LANGUAGES)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--baseline-seconds", type=float, default=10.0)
-    parser.add_argument("--builds", type=int, default=3)
+    parser.add_argument("--builds", type=int, default=5)
     arguments = parser.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
