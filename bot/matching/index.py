@@ -14,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 Scores = npt.NDArray[np.float64]
-Numbers = npt.NDArray[np.int64]
+# Whole numbers in 32 bits where they fit, 64 where they must.
+Numbers = npt.NDArray[np.signedinteger]
 
 
 class Features:
