@@ -207,10 +207,11 @@ class Matcher:
         spoken = np.concatenate(
             (np.arange(len(said)), np.fromiter(map(numbers.__getitem__, tags), np.int64, len(tags)))
         )
-        counts = [len(phrasings) for phrasings in owned]
+        counts = [len(said_by) for said_by in owned]
         # Document d's phrasings are numbers _owner_starts[d] to _owner_starts[d + 1] - 1.
         self._owner_starts = np.cumsum([0, *counts])
-        phrasings = spoken[: self._owner_starts[-1]]
+        # The texts begin with the phrasings: phrasing p is text p.
+        phrasings = np.arange(self._owner_starts[-1])
         speakers = np.concatenate(
             [
                 np.repeat(np.arange(len(sizes)), sizes)
@@ -230,7 +231,7 @@ class Matcher:
         self._unseen = float(self._idf.max(initial=1.0))
         self._documents = Index(bag_documents, bag_features, bag_counts, self._idf, len(owned))
         self._phrasings = Vectors(
-            *features.said(np.arange(len(phrasings)), phrasings, np.ones(len(phrasings))),
+            *features.said(phrasings, phrasings, np.ones(len(phrasings))),
             self._idf,
             len(phrasings),
         )

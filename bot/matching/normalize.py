@@ -263,10 +263,9 @@ class Normalizer:
         A large knowledge base has a hundred thousand texts, and they repeat their words and
         clauses endlessly. No fold reaches across whitespace (nor across Chinese punctuation,
         which folds to a space), so the texts are cut there into words and each distinct word
-        is folded once. Folded, a word is one or more segments
-        (none if it is all punctuation), and only a glossary phrase with a space in it can
-        reach from one segment into the next: segments are joined into pieces where one could,
-        and each distinct piece is read once.
+        is folded once. Folded, a word is one or more segments (none if it is all punctuation),
+        and only a glossary phrase with a space in it can reach from one segment into the next:
+        segments are joined into pieces where one could, and each distinct piece is read once.
         """
         words, said = _words_of(texts)
         breaks = said == (words.index(_TEXT_END) if len(texts) > 1 else -1)
@@ -411,7 +410,8 @@ class Reading:
     sequence: Numbers
     starts: Numbers
     words: list[str]
-    """Every distinct word (whitespace or Chinese punctuation apart) in the order the texts first use it."""
+    """Every distinct word (whitespace or Chinese punctuation apart), in the order the texts
+    first use it."""
     seen: Numbers
     """How many of `words` the texts up to each one use."""
 
