@@ -38,6 +38,7 @@ from telegram.ext import (
 )
 
 from bot import sla
+from bot.channels.http import AiohttpRequest
 from bot.channels.updates import DurableUpdateQueue
 from bot.config import Settings
 from bot.conversation import Attachment, Inbound, OutMessage, Recipient, Unreachable
@@ -67,6 +68,9 @@ def build_application(settings: Settings, services: Services) -> Application:
         Application.builder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
+        .request(AiohttpRequest())
+        # A long poll holds its connection, so it has one of its own.
+        .get_updates_request(AiohttpRequest(connections=1))
         .update_queue(updates)
         .rate_limiter(
             PacedRateLimiter(

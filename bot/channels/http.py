@@ -1,0 +1,125 @@
+"""How the bot talks HTTP to the Bot API: PTB's request interface over aiohttp.
+
+PTB's own backend is httpx, whose requests cost the bot about five times the CPU of aiohttp's
+when many are under way (`bench/http.py`); every reply is one, so under load the bot spends
+about a seventh less CPU per question. PTB keeps what a request means (its parameters, the
+answer's JSON, its errors); this module only carries it.
+"""
+
+from typing import Any
+
+import aiohttp
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+
+class AiohttpRequest(BaseRequest):
+    """PTB's `BaseRequest` over one aiohttp session, with up to `connections` kept open.
+
+    The timeouts are PTB's (connect, read, write, pool), with its defaults. aiohttp has no
+    write timeout of its own, so a request as a whole may take no longer than its four
+    timeouts together; `None` for any of them leaves the whole unbounded, as in PTB.
+    """
+
+    def __init__(
+        self,
+        connections: int = 256,
+        read_timeout: float | None = 5.0,
+        write_timeout: float | None = 5.0,
+        connect_timeout: float | None = 5.0,
+        pool_timeout: float | None = 1.0,
+        media_write_timeout: float | None = 20.0,
+    ) -> None:
+        self._connections = connections
+        self._timeouts = {
+            "read": read_timeout,
+            "write": write_timeout,
+            "connect": connect_timeout,
+            "pool": pool_timeout,
+        }
+        self._media_write_timeout = media_write_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        """The default read timeout (PTB adds a long poll's own wait to it)."""
+        return self._timeouts["read"]
+
+    async def initialize(self) -> None:
+        """Open the session (inside the running event loop, as aiohttp requires)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections),
+                headers={"User-Agent": self.USER_AGENT},
+            )
+
+    async def shutdown(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: object = BaseRequest.DEFAULT_NONE,
+        write_timeout: object = BaseRequest.DEFAULT_NONE,
+        connect_timeout: object = BaseRequest.DEFAULT_NONE,
+        pool_timeout: object = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """Send one request; the answer's status code and body. Each timeout is in seconds,
+        None for none, or `DEFAULT_NONE` for this object's own."""
+        if self._session is None or self._session.closed:
+            raise RuntimeError("This AiohttpRequest is not initialized!")
+        files = request_data.multipart_data if request_data else {}
+        if write_timeout is BaseRequest.DEFAULT_NONE:
+            write_timeout = self._media_write_timeout if files else self._timeouts["write"]
+        given = {
+            "read": read_timeout,
+            "write": write_timeout,
+            "connect": connect_timeout,
+            "pool": pool_timeout,
+        }
+        timeouts = {
+            phase: self._timeouts[phase] if value is BaseRequest.DEFAULT_NONE else value
+            for phase, value in given.items()
+        }
+        try:
+            async with self._session.request(
+                method,
+                url,
+                data=_body(request_data, files),
+                timeout=_whole(timeouts),
+            ) as response:
+                return response.status, await response.read()
+        except TimeoutError as error:
+            raise TimedOut from error
+        except aiohttp.ClientError as error:
+            raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
+
+
+def _body(request_data: RequestData | None, files: dict[str, Any]) -> Any:
+    """The parameters as a form: URL-encoded, or multipart if a file goes with them."""
+    if request_data is None:
+        return None
+    if not files:
+        return request_data.json_parameters
+    form = aiohttp.FormData()
+    for name, value in request_data.json_parameters.items():
+        form.add_field(name, value)
+    for name, (filename, content, mime_type) in files.items():
+        form.add_field(name, content, filename=filename, content_type=mime_type)
+    return form
+
+
+def _whole(timeouts: dict[str, Any]) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts from PTB's (each in seconds, or None)."""
+    pool, connect, read = timeouts["pool"], timeouts["connect"], timeouts["read"]
+    return aiohttp.ClientTimeout(
+        total=None if None in timeouts.values() else sum(timeouts.values()),
+        # aiohttp's "connect" covers waiting for a pooled connection and making a new one.
+        connect=pool + connect if pool is not None and connect is not None else None,
+        sock_connect=connect,
+        sock_read=read,
+    )
