@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bot.channels.telegram import WEBHOOK_PATH
 from bot.config import Settings
 from bot.paths import bundled_questions
@@ -79,15 +77,12 @@ def questions() -> dict[str, list[str]]:
 class TimedEmulator(BotApiEmulator):
     """The emulator, noting when each message reached each chat."""
 
+    webhook_connections = 200
+
     def __init__(self, limits: Limits) -> None:
         super().__init__(limits=limits)
         self.arrivals: dict[int, list[float]] = defaultdict(list)
         self.sent_count = 0
-        # Webhook deliveries keep their connections open, as Telegram's servers do, however
-        # many are under way at once.
-        self._client = httpx.AsyncClient(
-            timeout=60, limits=httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        )
         self._waiters: dict[tuple[int, int], asyncio.Future[float]] = {}
         self._watchers: dict[int, list[asyncio.Future[None]]] = defaultdict(list)
         self._sent_more = asyncio.Event()

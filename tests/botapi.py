@@ -18,7 +18,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qsl
 
-import httpx
+import aiohttp
 import tornado.httpserver
 import tornado.web
 
@@ -133,6 +133,10 @@ class Sent:
 class BotApiEmulator:
     """The Bot API for one bot token, served on a free loopback port."""
 
+    # Webhook deliveries under way at once, each on a connection kept open, as Telegram's
+    # servers keep theirs.
+    webhook_connections = 100
+
     def __init__(self, token: str = "123456:TEST-TOKEN", limits: Limits | None = None) -> None:
         self.token = token
         self.limits = limits or Limits()
@@ -164,7 +168,7 @@ class BotApiEmulator:
         self._poller: asyncio.Future[None] | None = None
         self._buckets: dict[object, _Bucket] = {}
         self._server: tornado.httpserver.HTTPServer | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self.port = 0
 
     @property
@@ -186,7 +190,7 @@ class BotApiEmulator:
 
     async def stop(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
         if self._server is not None:
             self._server.stop()
             await self._server.close_all_connections()
@@ -214,12 +218,14 @@ class BotApiEmulator:
         if url is None and self.balanced:
             url = self.balanced[next(self._turns) % len(self.balanced)]
         if self._client is None:
-            # One client for every delivery: making one loads the CA certificates, which is slow.
-            self._client = httpx.AsyncClient()
-        response = await self._client.post(
-            url or self.webhook_url, content=json.dumps(update), headers=headers
-        )
-        return response.status_code
+            self._client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.webhook_connections),
+                timeout=aiohttp.ClientTimeout(total=60),
+            )
+        async with self._client.post(
+            url or self.webhook_url, data=json.dumps(update), headers=headers
+        ) as response:
+            return response.status
 
     async def deliver_to_each(self, update: dict[str, Any]) -> list[int]:
         """Deliver one update to every balanced address at once, as when Telegram retries a
