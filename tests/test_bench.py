@@ -70,3 +70,9 @@ def test_soak_benchmark_reports_memory_at_start_and_end() -> None:
     lines = run("soak.py", "--database", "sqlite", "--minutes", "0.1", "--rate", "5")
     assert re.search(r" rss_start_mb=[\d.]+ rss_end_mb=[\d.]+ errors=0 ", lines[-1])
     assert lines[-1].endswith(" unanswered=0")
+
+
+def test_http_benchmark_measures_both_backends_and_ends_with_their_figures() -> None:
+    lines = run("http.py", "--requests", "50", "--concurrency", "8", "--rounds", "1")
+    assert lines[-1].startswith("requests=50 concurrency=8 ")
+    assert re.search(r" httpx_cpu_ms=[\d.]+ aiohttp_cpu_ms=[\d.]+ ratio=[\d.]+$", lines[-1])
