@@ -116,3 +116,14 @@ async def test_an_unreachable_bot_api_is_a_network_error(request_: AiohttpReques
 async def test_a_request_before_initialize_is_refused_with_a_clear_message() -> None:
     with pytest.raises(NetworkError, match="not initialized"):
         await AiohttpRequest().post("http://127.0.0.1:1/bot/getMe")
+
+
+async def test_requests_go_through_the_proxy_the_environment_names(
+    bot_api: _BotApi, request_: AiohttpRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Bot API's own host does not resolve: only the proxy can carry the request.
+    for name in ("http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", bot_api.url.removesuffix("/bot1:TOKEN"))
+    result = await request_.post("http://api.telegram.invalid/bot1:TOKEN/getMe")
+    assert result["username"] == "ip_desk_bot"
