@@ -119,11 +119,27 @@ async def test_a_request_before_initialize_is_refused_with_a_clear_message() -> 
 
 
 async def test_requests_go_through_the_proxy_the_environment_names(
-    bot_api: _BotApi, request_: AiohttpRequest, monkeypatch: pytest.MonkeyPatch
+    bot_api: _BotApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The Bot API's own host does not resolve: only the proxy can carry the request.
     for name in ("http_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", bot_api.url.removesuffix("/bot1:TOKEN"))
-    result = await request_.post("http://api.telegram.invalid/bot1:TOKEN/getMe")
+    request = AiohttpRequest()
+    await request.initialize()
+    # The Bot API's own host does not resolve: only the proxy can carry the request.
+    result = await request.post("http://api.telegram.invalid/bot1:TOKEN/getMe")
+    await request.shutdown()
+    assert result["username"] == "ip_desk_bot"
+
+
+async def test_a_host_the_environment_exempts_is_reached_without_the_proxy(
+    bot_api: _BotApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("http_proxy", raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    request = AiohttpRequest()
+    await request.initialize()
+    result = await request.post(f"{bot_api.url}/getMe")
+    await request.shutdown()
     assert result["username"] == "ip_desk_bot"
