@@ -60,10 +60,8 @@ async def bot_api() -> AsyncIterator[_BotApi]:
 
 @pytest.fixture
 async def request_() -> AsyncIterator[AiohttpRequest]:
-    request = AiohttpRequest()
-    await request.initialize()
-    yield request
-    await request.shutdown()
+    async with AiohttpRequest() as request:
+        yield request
 
 
 @pytest.fixture
@@ -124,11 +122,9 @@ async def test_requests_go_through_the_proxy_the_environment_names(
     for name in ("http_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", bot_api.url.removesuffix("/bot1:TOKEN"))
-    request = AiohttpRequest()
-    await request.initialize()
-    # The Bot API's own host does not resolve: only the proxy can carry the request.
-    result = await request.post("http://api.telegram.invalid/bot1:TOKEN/getMe")
-    await request.shutdown()
+    async with AiohttpRequest() as request:
+        # The Bot API's own host does not resolve: only the proxy can carry the request.
+        result = await request.post("http://api.telegram.invalid/bot1:TOKEN/getMe")
     assert result["username"] == "ip_desk_bot"
 
 
@@ -138,8 +134,6 @@ async def test_a_host_the_environment_exempts_is_reached_without_the_proxy(
     monkeypatch.delenv("http_proxy", raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("no_proxy", "127.0.0.1")
-    request = AiohttpRequest()
-    await request.initialize()
-    result = await request.post(f"{bot_api.url}/getMe")
-    await request.shutdown()
+    async with AiohttpRequest() as request:
+        result = await request.post(f"{bot_api.url}/getMe")
     assert result["username"] == "ip_desk_bot"
