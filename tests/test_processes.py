@@ -237,6 +237,9 @@ async def each_question_is_answered_once(emulator: BotApiEmulator) -> None:
         # Every process is given this update at once.
         statuses = await emulator.deliver_to_each(talent.update(text=QUESTION))
         assert statuses == [200, 200, 200]
+    # Each talent reads the answer before saying thanks, as a person does: a chat's order is
+    # kept within a process, and the thanks may go to another one.
+    await emulator.wait_for(lambda: all(t.received for t in talents), within=20)
     for talent in talents:
         await talent.send("thanks")  # to one process, in turn
     await emulator.wait_for(lambda: all(len(t.received) >= 2 for t in talents), within=20)
