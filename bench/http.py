@@ -28,10 +28,10 @@ from multiprocessing.connection import Connection
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bench.harness import UNLIMITED
+from bench.harness import telegram_limits
 from bench.report import figures, table
 from bot.channels.http import AiohttpRequest
-from tests.botapi import BotApiEmulator, Limits
+from tests.botapi import BotApiEmulator
 
 CHAT = 1001
 TEXT = "A foreign national may sit the patent agent examination. " * 12
@@ -46,8 +46,7 @@ def _serve(reply: Connection) -> None:
     """The emulator, in this (child) process until it is killed."""
 
     async def serve() -> None:
-        limits = Limits(UNLIMITED, UNLIMITED, UNLIMITED)
-        emulator = BotApiEmulator(limits=limits)
+        emulator = BotApiEmulator(limits=telegram_limits(enforced=False))
         await emulator.start()
         reply.send((emulator.token, emulator.base_url))
         await asyncio.Event().wait()
