@@ -152,7 +152,7 @@ class BotApiEmulator:
         self.balanced: list[str] = []
         self._turns = itertools.count()
         self.answered_callbacks: set[str] = set()
-        self.failures: deque[ApiError] = deque()
+        self._failures: dict[str, deque[ApiError]] = defaultdict(deque)
         self.other_poller = False
         self.held = 0
         self._stalled: asyncio.Future[None] | None = None
@@ -239,6 +239,10 @@ class BotApiEmulator:
     def new_update_id(self) -> int:
         return next(self._update_ids)
 
+    def fail(self, method: str, *errors: ApiError) -> None:
+        """Answer the next calls of `method` with these errors, one each, in turn."""
+        self._failures[method].extend(errors)
+
     def stall(self) -> None:
         """Hold every message the bot sends from now on, unsent, as a network that stopped
         carrying them would; `held` counts them. `resume` refuses them, still unsent."""
@@ -279,6 +283,12 @@ class BotApiEmulator:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._arrived.wait(), remaining)
 
+    async def refused(self, method: str, error: ApiError) -> None:
+        """Note a call answered with an error, for tests waiting on it."""
+        async with self._arrived:
+            self.errors.append((method, error.description))
+            self._arrived.notify_all()
+
     # The Bot API methods.
 
     async def call(self, method: str, params: dict[str, Any]) -> Any:
@@ -288,8 +298,8 @@ class BotApiEmulator:
             raise ApiError(404, "Not Found: method not found")
         if self._stalled is not None and method in _SENDS:
             await self._hold()
-        if self.failures and method in ("sendMessage", "editMessageText"):
-            raise self.failures.popleft()
+        if self._failures[method]:
+            raise self._failures[method].popleft()
         try:
             return await handler(params)
         except (KeyError, TypeError, ValueError) as error:
@@ -519,7 +529,7 @@ class _MethodHandler(tornado.web.RequestHandler):
         try:
             result = await emulator.call(method, self._params())
         except ApiError as error:
-            emulator.errors.append((method, error.description))
+            await emulator.refused(method, error)
             body: dict[str, Any] = {
                 "ok": False,
                 "error_code": error.code,

@@ -18,7 +18,7 @@ from bot.store.models import AuditEvent, Ticket, User
 from handlers import expert as expert_handlers
 from tests.botapi import BotApiEmulator, Phone, Sent
 from tests.conftest import start_polling, stop, telegram_settings
-from tests.test_telegram import QUESTION
+from tests.test_telegram import BAD_GATEWAY, QUESTION
 
 
 def claim_label(card: Sent) -> str:
@@ -173,6 +173,22 @@ async def test_an_expert_who_blocked_the_bot_gives_the_ticket_back(
     async with services.store.transaction() as tx:
         [ticket] = list(await tx.session.scalars(select(Ticket)))
     assert (ticket.status, ticket.expert_id) == ("open", None)
+
+
+async def test_relayed_chat_that_telegram_could_not_take_arrives_once_it_can(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    expert, talent = await claimed_ticket(emulator, services, 2203, 3203)
+    emulator.fail("sendMessage", BAD_GATEWAY)
+    await talent.send("Does the exam have an English paper?")
+    [relayed] = await expert.read(within=15)
+    assert "Does the exam have an English paper?" in relayed.text
+    emulator.fail("sendMessage", BAD_GATEWAY)
+    await expert.send("No, it is in Chinese only.")
+    [answer] = await talent.read(within=15)
+    assert "No, it is in Chinese only." in answer.text
+    assert await expert.quiet() == []
+    assert await talent.quiet() == []
 
 
 async def test_staff_register_an_expert_and_mark_a_key_talent_from_the_chat(

@@ -17,11 +17,13 @@ from bot.knowledge import load_knowledge
 from bot.matching import Matcher
 from bot.paths import bundled
 from bot.services import Services
-from bot.store.models import Message
+from bot.store.models import InboxUpdate, Message
 from tests.botapi import ApiError, BotApiEmulator, Phone, free_port
 from tests.conftest import start_polling, start_webhook, stop, telegram_settings
 
 QUESTION = "Can a foreigner take the patent agent exam?"
+# What Telegram answers while it cannot take requests.
+BAD_GATEWAY = ApiError(502, "Bad Gateway")
 
 
 async def test_start_greets_in_the_users_language_and_offers_a_choice(
@@ -195,12 +197,60 @@ def test_splitting_keeps_paragraphs_whole() -> None:
 async def test_a_429_is_waited_out_and_retried_never_shown(
     bot: Application, emulator: BotApiEmulator
 ) -> None:
-    emulator.failures.append(ApiError(429, "Too Many Requests: retry after 1", retry_after=1))
+    emulator.fail("sendMessage", ApiError(429, "Too Many Requests: retry after 1", retry_after=1))
     phone = emulator.phone(1011)
     await phone.send(QUESTION)
     [answer] = await phone.read(within=15)
     assert "Foreign Permanent Residence ID Card" in answer.text
     assert ("sendMessage", "Too Many Requests: retry after 1") in emulator.errors
+
+
+async def test_an_answer_telegram_could_not_take_is_sent_once_it_can(
+    bot: Application, emulator: BotApiEmulator
+) -> None:
+    emulator.fail("sendMessage", BAD_GATEWAY, BAD_GATEWAY)
+    phone = emulator.phone(1013)
+    await phone.send(QUESTION)
+    [answer] = await phone.read(within=15)
+    assert "Foreign Permanent Residence ID Card" in answer.text
+    assert await phone.quiet() == []
+    assert emulator.errors == [("sendMessage", "Bad Gateway")] * 2
+
+
+async def test_an_update_whose_answer_is_held_back_stays_unhandled_in_the_inbox(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    """So that if this process dies meanwhile, another one takes the update over."""
+    emulator.fail("sendMessage", BAD_GATEWAY, BAD_GATEWAY)
+    phone = emulator.phone(1014)
+    update = await phone.send(QUESTION)
+
+    async def handled_at() -> object:
+        async with services.store.transaction() as tx:
+            return await tx.session.scalar(
+                select(InboxUpdate.handled_at).where(InboxUpdate.update_id == update["update_id"])
+            )
+
+    # The second refusal comes from handling it again: the first handling is long over.
+    await emulator.wait_for(lambda: len(emulator.errors) == 2, within=10)
+    assert await handled_at() is None
+    await phone.read(within=15)
+    deadline = asyncio.get_running_loop().time() + 5
+    while await handled_at() is None:
+        assert asyncio.get_running_loop().time() < deadline, "never marked handled"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_tap_is_acted_on_when_telegram_cannot_take_its_acknowledgement(
+    bot: Application, emulator: BotApiEmulator
+) -> None:
+    phone = emulator.phone(1015)
+    await phone.send("patent")
+    [choices] = await phone.read()
+    emulator.fail("answerCallbackQuery", BAD_GATEWAY)
+    await phone.tap(choices, choices.buttons[0][0])
+    [answer] = await phone.read()
+    assert "Source:" in answer.text
 
 
 async def test_a_failing_update_is_logged_and_the_user_gets_an_apology(

@@ -26,7 +26,7 @@ from telegram import (
     User,
 )
 from telegram.constants import MessageLimit, ParseMode
-from telegram.error import BadRequest, Conflict, Forbidden, TelegramError
+from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -498,11 +498,25 @@ async def _reply(
     services = _services(context.application)
     if _updates(context.application).recovered(update):
         inbound = replace(inbound, recovered=True)
-    # A turn cut off by a lost database connection was rolled back: it is done again.
-    replies = await services.store.retrying(lambda: route(inbound, services))
     outbox = TelegramOutbox(context.application)
-    for reply in replies:
-        await outbox.send_to_chat(chat_id, reply)
+    try:
+        # A turn cut off by a lost database connection was rolled back: it is done again.
+        replies = await services.store.retrying(lambda: route(inbound, services))
+        for reply in replies:
+            await outbox.send_to_chat(chat_id, reply)
+    except NetworkError as error:
+        if isinstance(error, BadRequest):
+            raise
+        # Telegram is out of reach (or its answer was lost): what was decided is stored, and
+        # handling the update again, as after a crash, sends what is still owed.
+        pause = _updates(context.application).hold_back(update)
+        _log.warning(
+            "Update %s not answered, Telegram is out of reach (%s): trying again in %.0f s",
+            update.update_id,
+            error,
+            pause,
+        )
+        return
     try:
         async with services.store.statement() as tx:
             await tx.answered(inbound)
@@ -552,8 +566,9 @@ async def _on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     )
     try:
         await query.answer()
-    except BadRequest as error:
-        # A tap handled again after a crash is too old to answer; it is acted on all the same.
+    except NetworkError as error:
+        # Answering only stops the spinner on the button, so the tap is acted on all the same:
+        # one handled again later is too old to answer, and Telegram may be out of reach.
         _log.info("Could not answer the tap on message %s: %s", message_id, error)
     await _reply(update, context, chat_id, inbound)
 

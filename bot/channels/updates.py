@@ -11,6 +11,11 @@ taken over from the inbox and queued again, marked recovered.
 Updates finished while a mark is being written are marked together, in the next statement: a
 mark is only for a later take-over, which answers nothing twice (the store refuses a message
 seen before), so under load one statement can do for many.
+
+An update whose replies could not reach Telegram is held back: left unmarked and queued again,
+marked recovered, after a pause that grows while Telegram stays out of reach. Handled again,
+it sends the replies stored for it, as after a crash; and if this process dies meanwhile,
+another takes it over from the inbox.
 """
 
 import asyncio
@@ -20,6 +25,10 @@ from telegram import Bot, Update
 
 from bot.store import StoreUnavailable
 from bot.store.inbox import Inbox
+from bot.store.outage import Backoff
+
+# Pauses before an update held back is handled again: from one second, doubling, to a minute.
+HOLD_BACK = Backoff(first=1.0, longest=60.0)
 
 _log = logging.getLogger(__name__)
 
@@ -27,9 +36,10 @@ _log = logging.getLogger(__name__)
 class DurableUpdateQueue(asyncio.Queue[object]):
     """The application's update queue: an update is stored before it is queued."""
 
-    def __init__(self, inbox: Inbox) -> None:
+    def __init__(self, inbox: Inbox, hold_back: Backoff = HOLD_BACK) -> None:
         super().__init__()
         self.inbox = inbox
+        self._pauses = hold_back
         # Queued and not yet handled (Telegram may send one again meanwhile), and of those the
         # ones taken over from a stopped process.
         self._pending: set[int] = set()
@@ -37,6 +47,9 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         # Handled, and waiting for the mark being written to be done.
         self._to_mark: set[int] = set()
         self._marking = False
+        # Held back and waiting to be queued again; and how often each has been held back.
+        self._held: set[int] = set()
+        self._holds: dict[int, int] = {}
 
     async def put(self, item: object) -> None:
         """Store an update, then queue it; not one handled or queued before, or another
@@ -76,9 +89,25 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         """Whether `update` is handled again, after the process handling it stopped."""
         return update.update_id in self._recovered
 
+    def hold_back(self, update: Update) -> float:
+        """Handle `update` again later, marked recovered: its replies could not be sent.
+        Returns the pause before it is queued again, in seconds."""
+        held = self._holds.get(update.update_id, 0) + 1
+        self._holds[update.update_id] = held
+        self._held.add(update.update_id)
+        pause = self._pauses.pause(held)
+        asyncio.get_running_loop().call_later(pause, self._queue_again, update)
+        return pause
+
+    def _queue_again(self, update: Update) -> None:
+        self._held.discard(update.update_id)
+        self._recovered.add(update.update_id)
+        self.put_nowait(update)
+
     async def handled(self, update: object) -> None:
-        """Mark an update's handling finished (the update processor calls this)."""
-        if not isinstance(update, Update):
+        """Mark an update's handling finished (the update processor calls this); not one held
+        back, which is still to be handled."""
+        if not isinstance(update, Update) or update.update_id in self._held:
             return
         self._to_mark.add(update.update_id)
         if self._marking:
@@ -99,3 +128,5 @@ class DurableUpdateQueue(asyncio.Queue[object]):
             _log.warning("Cannot mark updates %s handled: %s", sorted(update_ids), error)
         self._pending -= update_ids
         self._recovered -= update_ids
+        for update_id in update_ids:
+            self._holds.pop(update_id, None)
