@@ -4,41 +4,59 @@ PTB's JobQueue (APScheduler) keeps jobs in memory only and drops one that runs l
 timer lives there: a repeating job calls `check`, which finds in the store what is due and acts
 on it. Each action is claimed by one conditional UPDATE that stamps the ticket, so a restart
 loses nothing, overdue actions run at the first check, and no action runs twice, whichever
-process runs the check.
+process runs the check. The notices an action sends are stored in the stamp's transaction and
+sent after it, at every check until they go out: a crash, or the channel out of reach, between
+the stamp and the sending does not lose them.
 """
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
 from bot.conversation import OutMessage
 from bot.services import Services
-from bot.store.models import Ticket, utcnow
+from bot.store import Transaction, notices
+from bot.store.models import Ticket, User, utcnow
 from handlers import expert
 
 _log = logging.getLogger(__name__)
 Action = tuple[str, int]
+# A notice that could not be sent for this long is out of date: it is dropped.
+NOTICE_LIFETIME = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One service level: when a ticket is due, how it is stamped, and what follows."""
+
+    name: str
+    due: ColumnElement[bool]
+    stamp: dict[str, object]
+    notify: Callable[["_Notify", Ticket], Awaitable[None]] | None = None
+    """Stores the notices it sends, in the stamp's transaction."""
+    then: Callable[[Ticket], Awaitable[None]] | None = None
+    """Done after the stamp is committed: announcing to experts, which is not kept."""
 
 
 async def check(services: Services, now: datetime | None = None) -> list[Action]:
-    """Do everything that is due at `now`; what was done, as (action, ticket id)."""
+    """Do everything that is due at `now`, then send the notices waiting; what was done, as
+    (action, ticket id)."""
     now = now or utcnow()
     limits = services.settings
     minutes, hours = (lambda n: now - timedelta(minutes=n)), (lambda n: now - timedelta(hours=n))
     waiting_since = func.coalesce(Ticket.announced_at, Ticket.created_at)
     silent_since = func.coalesce(Ticket.last_talent_at, Ticket.first_reply_at)
-    steps: list[
-        tuple[str, ColumnElement[bool], dict[str, object], Callable[[Ticket], Awaitable[None]]]
-    ] = [
-        (
+    steps = [
+        _Step(
             "announced-again",
             and_(Ticket.status == "open", waiting_since <= minutes(limits.sla_reannounce_minutes)),
             {"announced_at": now},
-            lambda ticket: expert.announce(ticket.id, services),
+            then=lambda ticket: expert.announce(ticket.id, services),
         ),
-        (
+        _Step(
             "escalated",
             and_(
                 Ticket.status == "open",
@@ -46,9 +64,9 @@ async def check(services: Services, now: datetime | None = None) -> list[Action]
                 Ticket.created_at <= minutes(limits.sla_escalate_minutes),
             ),
             {"escalated_at": now},
-            lambda ticket: _tell_staff(services, ticket),
+            notify=_tell_staff,
         ),
-        (
+        _Step(
             "returned",
             and_(
                 Ticket.status == "claimed",
@@ -56,9 +74,10 @@ async def check(services: Services, now: datetime | None = None) -> list[Action]
                 Ticket.claimed_at <= minutes(limits.sla_lease_minutes),
             ),
             {"status": "open", "expert_id": None, "claimed_at": None, "announced_at": now},
-            lambda ticket: _returned(services, ticket),
+            notify=_returned,
+            then=lambda ticket: _announce_returned(services, ticket),
         ),
-        (
+        _Step(
             "reminded",
             and_(
                 Ticket.status == "claimed",
@@ -67,9 +86,9 @@ async def check(services: Services, now: datetime | None = None) -> list[Action]
                 Ticket.claimed_at <= minutes(limits.sla_first_reply_minutes),
             ),
             {"reminded_at": now},
-            lambda ticket: _remind(services, ticket),
+            notify=_remind,
         ),
-        (
+        _Step(
             "closed-silent",
             and_(
                 Ticket.status == "claimed",
@@ -77,9 +96,9 @@ async def check(services: Services, now: datetime | None = None) -> list[Action]
                 or_(Ticket.last_talent_at.is_(None), Ticket.last_talent_at < Ticket.nudged_at),
             ),
             {"status": "closed", "closed_at": now, "close_reason": "silent"},
-            lambda ticket: _closed_silent(services, ticket),
+            notify=_closed_silent,
         ),
-        (
+        _Step(
             "nudged",
             and_(
                 Ticket.status == "claimed",
@@ -88,26 +107,28 @@ async def check(services: Services, now: datetime | None = None) -> list[Action]
                 silent_since <= hours(limits.sla_nudge_hours),
             ),
             {"nudged_at": now},
-            lambda ticket: _nudge(services, ticket),
+            notify=_nudge,
         ),
     ]
     done: list[Action] = []
-    for name, due, stamp, act in steps:
-        for ticket in await _take(services, due, stamp):
-            done.append((name, ticket.id))
+    for step in steps:
+        for ticket in await _take(services, step, now):
+            done.append((step.name, ticket.id))
+            if step.then is None:
+                continue
             try:
-                await act(ticket)
-            except Exception:  # one failed notice must not stop the others
-                _log.exception("SLA action %s on ticket %s failed", name, ticket.id)
+                await step.then(ticket)
+            except Exception:  # one failed announcement must not stop the rest
+                _log.exception("SLA action %s on ticket %s failed", step.name, ticket.id)
+    await send_notices(services, now)
     return done
 
 
-async def _take(
-    services: Services, due: ColumnElement[bool], stamp: dict[str, object]
-) -> list[Ticket]:
-    """The due tickets this check wins: each is stamped by a conditional UPDATE first."""
+async def _take(services: Services, step: _Step, now: datetime) -> list[Ticket]:
+    """The due tickets this check wins: each is stamped by a conditional UPDATE first, its
+    notices stored with the stamp."""
     async with services.store.transaction() as tx:
-        candidates = list(await tx.session.scalars(select(Ticket.id).where(due)))
+        candidates = list(await tx.session.scalars(select(Ticket.id).where(step.due)))
     taken = []
     for ticket_id in candidates:
         async with services.store.transaction() as tx:
@@ -115,13 +136,35 @@ async def _take(
             snapshot = _copy(before) if before is not None else None
             won = await tx.session.execute(
                 update(Ticket)
-                .where(Ticket.id == ticket_id, due)
-                .values(**stamp)
+                .where(Ticket.id == ticket_id, step.due)
+                .values(**step.stamp)
                 .execution_options(synchronize_session=False)
             )
-        if won.rowcount == 1 and snapshot is not None:
-            taken.append(snapshot)
+            if won.rowcount == 1 and snapshot is not None:
+                if step.notify is not None:
+                    await step.notify(_Notify(services, tx, now), snapshot)
+                taken.append(snapshot)
     return taken
+
+
+async def send_notices(services: Services, now: datetime | None = None) -> int:
+    """Send the notices waiting, each deleted once sent; those the channel cannot take now
+    wait for the next check, until they are out of date. How many went out."""
+    now = now or utcnow()
+    expired = await notices.expire(services.store, now - NOTICE_LIFETIME)
+    if expired:
+        _log.warning("Dropped %d notices that could not be sent for a day", expired)
+    sent = 0
+    for notice, recipient in await notices.waiting(services.store):
+        message = OutMessage(text=notice.text, language="zh" if notice.language == "zh" else "en")
+        try:
+            await expert.send_to(services, recipient, message)
+        except Exception as error:  # the channel is out of reach, or refused this one
+            _log.warning("Notice %s to user %s not sent yet: %s", notice.id, recipient.id, error)
+            continue
+        await notices.sent(services.store, notice)
+        sent += 1
+    return sent
 
 
 def _copy(ticket: Ticket) -> Ticket:
@@ -139,37 +182,57 @@ def _copy(ticket: Ticket) -> Ticket:
     )
 
 
-async def _say(services: Services, user_id: int | None, template: str, **context: object) -> None:
-    user = await services.tickets.user(user_id) if user_id else None
-    if user is None:
-        return
-    language = "zh" if user.language == "zh" else "en"
-    text = services.templates.render(language, template, **context)
-    await expert.send_to(services, user, OutMessage(text=text, language=language))
+@dataclass(frozen=True)
+class _Notify:
+    """Stores notices in the transaction of a stamp."""
+
+    services: Services
+    tx: Transaction
+    now: datetime
+
+    async def user(self, user_id: int | None, template: str, **context: object) -> None:
+        user = await self.tx.session.get(User, user_id) if user_id else None
+        if user is not None:
+            self._queue(user, template, **context)
+
+    async def staff(self, template: str, **context: object) -> None:
+        for member in await self.tx.session.scalars(
+            select(User).where(User.role == "staff").order_by(User.id)
+        ):
+            self._queue(member, template, **context)
+
+    def _queue(self, user: User, template: str, **context: object) -> None:
+        language = "zh" if user.language == "zh" else "en"
+        text = self.services.templates.render(language, template, **context)
+        notices.queue(self.tx, user, text, language, self.now)
 
 
-async def _tell_staff(services: Services, ticket: Ticket) -> None:
-    minutes = int(services.settings.sla_escalate_minutes)
-    await expert.tell_staff(services, "escalated", ticket=ticket.id, minutes=minutes)
+async def _tell_staff(notify: _Notify, ticket: Ticket) -> None:
+    minutes = int(notify.services.settings.sla_escalate_minutes)
+    await notify.staff("escalated", ticket=ticket.id, minutes=minutes)
 
 
-async def _remind(services: Services, ticket: Ticket) -> None:
-    minutes = int(services.settings.sla_lease_minutes - services.settings.sla_first_reply_minutes)
-    await _say(services, ticket.expert_id, "reminder", ticket=ticket.id, minutes=minutes)
+async def _remind(notify: _Notify, ticket: Ticket) -> None:
+    settings = notify.services.settings
+    minutes = int(settings.sla_lease_minutes - settings.sla_first_reply_minutes)
+    await notify.user(ticket.expert_id, "reminder", ticket=ticket.id, minutes=minutes)
 
 
-async def _returned(services: Services, ticket: Ticket) -> None:
-    await _say(services, ticket.expert_id, "lease_expired", ticket=ticket.id)
-    await _say(services, ticket.talent_id, "released_talent")
+async def _returned(notify: _Notify, ticket: Ticket) -> None:
+    await notify.user(ticket.expert_id, "lease_expired", ticket=ticket.id)
+    await notify.user(ticket.talent_id, "released_talent")
+
+
+async def _announce_returned(services: Services, ticket: Ticket) -> None:
     holder = await services.tickets.user(ticket.expert_id) if ticket.expert_id else None
     await expert.announce(ticket.id, services, skip=holder)
 
 
-async def _nudge(services: Services, ticket: Ticket) -> None:
-    hours = int(services.settings.sla_autoclose_hours)
-    await _say(services, ticket.talent_id, "nudge", ticket=ticket.id, hours=hours)
+async def _nudge(notify: _Notify, ticket: Ticket) -> None:
+    hours = int(notify.services.settings.sla_autoclose_hours)
+    await notify.user(ticket.talent_id, "nudge", ticket=ticket.id, hours=hours)
 
 
-async def _closed_silent(services: Services, ticket: Ticket) -> None:
-    await _say(services, ticket.talent_id, "closed_silent_talent", ticket=ticket.id)
-    await _say(services, ticket.expert_id, "closed_silent_expert", ticket=ticket.id)
+async def _closed_silent(notify: _Notify, ticket: Ticket) -> None:
+    await notify.user(ticket.talent_id, "closed_silent_talent", ticket=ticket.id)
+    await notify.user(ticket.expert_id, "closed_silent_expert", ticket=ticket.id)

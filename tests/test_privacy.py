@@ -5,8 +5,8 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from bot.services import Services
-from bot.store import privacy
-from bot.store.models import Message, Ticket, TicketMessage, User, utcnow
+from bot.store import notices, privacy
+from bot.store.models import Message, Notice, Ticket, TicketMessage, User, utcnow
 from tests.test_talent import payloads, say
 
 
@@ -51,3 +51,15 @@ async def test_conversations_older_than_the_retention_are_purged(services: Servi
     assert await privacy.purge(services.store, utcnow() + timedelta(seconds=1)) == 2
     async with services.store.transaction() as tx:
         assert await tx.session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+async def test_forget_also_erases_notices_still_waiting_to_be_sent(services: Services) -> None:
+    await say(services, "How do I value my patent portfolio?", user="leaving")
+    async with services.store.transaction() as tx:
+        talent = await tx.session.scalar(select(User).where(User.external_id == "leaving"))
+        assert talent is not None
+        notices.queue(tx, talent, "Is your question answered?", "en", utcnow())
+    await say(services, "/forget", user="leaving")
+    await say(services, button="1:f:yes", user="leaving")
+    async with services.store.transaction() as tx:
+        assert await tx.session.scalar(select(func.count()).select_from(Notice)) == 0

@@ -2,13 +2,15 @@
 
 from datetime import timedelta
 
+from sqlalchemy import func, select
 from telegram.ext import Application
 
 from bot import sla
 from bot.services import Services
-from bot.store.models import utcnow
+from bot.store.models import Notice, utcnow
 from tests.botapi import BotApiEmulator
-from tests.test_experts import ask_for_an_expert, claim_label
+from tests.test_experts import ask_for_an_expert, claim_label, claimed_ticket
+from tests.test_telegram import BAD_GATEWAY
 
 
 async def test_an_unclaimed_ticket_is_announced_again_then_escalated_each_once(
@@ -82,3 +84,48 @@ async def test_a_silent_talent_is_nudged_and_the_ticket_closes_itself(
     assert "has been closed" in gone.text
     [told] = await zhao.read()
     assert "closed itself" in told.text
+
+
+async def test_a_reminder_telegram_could_not_take_is_sent_at_the_next_check_once(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    wang, _talent = await claimed_ticket(emulator, services, 2105, 3104)
+    emulator.fail("sendMessage", BAD_GATEWAY)
+    due = utcnow() + timedelta(minutes=61)
+    assert [a for a, _ in await sla.check(services, due)] == ["reminded"]
+    assert await wang.quiet() == []
+    assert await sla.check(services, due + timedelta(minutes=1)) == []
+    [reminder] = await wang.read()
+    assert "waiting for your first reply" in reminder.text
+    await sla.check(services, due + timedelta(minutes=2))
+    assert await wang.quiet() == []
+
+
+async def test_a_notice_that_could_not_be_sent_for_a_day_is_dropped_as_out_of_date(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    wang, talent = await claimed_ticket(emulator, services, 2106, 3105)
+    emulator.fail("sendMessage", BAD_GATEWAY)
+    await sla.check(services, utcnow() + timedelta(minutes=61))
+    # A day later the claim has long run out: the expert hears that, not the old reminder.
+    assert [a for a, _ in await sla.check(services, utcnow() + timedelta(hours=26))] == ["returned"]
+    [returned] = await wang.read()
+    assert "went back to the queue" in returned.text
+    assert await wang.quiet() == []
+    [told] = await talent.read()
+    assert "back in the queue" in told.text
+
+
+async def test_nothing_waits_to_be_sent_to_a_talent_who_was_forgotten(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    zhao, talent = await claimed_ticket(emulator, services, 2107, 3106)
+    await zhao.send("Here is what you need to know.")
+    await talent.read()
+    await talent.send("/forget")
+    [confirm] = await talent.read()
+    await talent.tap_data(confirm, "1:f:yes")
+    await talent.read()
+    assert [a for a, _ in await sla.check(services, utcnow() + timedelta(hours=25))] == ["nudged"]
+    async with services.store.transaction() as tx:
+        assert await tx.session.scalar(select(func.count()).select_from(Notice)) == 0

@@ -201,6 +201,9 @@ class TelegramOutbox:
 
     async def send(self, to: Recipient, message: OutMessage) -> str | None:
         """Send to a user's private chat (its id is the user's); the last part's message id."""
+        if not to.external_id.lstrip("-").isdecimal():
+            # A talent who asked to be forgotten keeps no Telegram id.
+            raise Unreachable(f"no Telegram chat: {to.external_id}")
         try:
             return str(await self.send_to_chat(int(to.external_id), message))
         except (Forbidden, BadRequest) as error:

@@ -1,5 +1,5 @@
 """The tables: users and their roles, what was said, feedback, tickets and their messages, audit,
-and the inbox of channel updates not yet handled.
+the inbox of channel updates not yet handled, and notices not yet sent.
 
 Times are stored as naive UTC (SQLite has no time zones) and read back as aware UTC.
 """
@@ -237,3 +237,17 @@ class InboxUpdate(Base):
     lease_until: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Notice(Base):
+    """A message to someone outside their conversation (a service-level reminder, an
+    escalation to staff), kept from when it is decided until it is sent: a crash or a channel
+    out of reach in between does not lose it."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

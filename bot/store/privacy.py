@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 
 from bot.store import Store, Transaction
-from bot.store.models import Feedback, Message, Ticket, TicketMessage, User
+from bot.store.models import Feedback, Message, Notice, Ticket, TicketMessage, User
 
 ERASED = "[erased]"
 
@@ -55,6 +55,7 @@ async def forget(tx: Transaction, user: User) -> None:
     session = tx.session
     await session.execute(delete(Feedback).where(Feedback.user_id == user.id))
     await session.execute(delete(Message).where(Message.user_id == user.id))
+    await session.execute(delete(Notice).where(Notice.recipient_id == user.id))
     await session.execute(
         update(TicketMessage).where(TicketMessage.sender_id == user.id).values(text=ERASED)
     )
