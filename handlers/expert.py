@@ -77,17 +77,23 @@ async def report_stale(services: Services, today: date) -> int:
     return len(stale)
 
 
-async def announce(ticket_id: int, services: Services, skip: User | None = None) -> None:
+async def announce(
+    ticket_id: int, services: Services, skip: User | None = None, unshown_only: bool = False
+) -> None:
     """Show a new (or returned) ticket to the experts who fit it, with a Claim button (not to
-    `skip`, the expert who just gave it back)."""
+    `skip`, the expert who just gave it back; with `unshown_only`, not to those who have a card
+    for it already)."""
     outbox, tickets = services.outbox, services.tickets
     ticket = await tickets.get(ticket_id)
     if outbox is None or ticket is None or ticket.status != "open":
         return
+    shown = (
+        {user.id for user, _ in await tickets.announcements(ticket.id)} if unshown_only else set()
+    )
     chosen = [
         expert
         for expert in await tickets.experts_for(ticket.topic, ticket.language)
-        if skip is None or expert.id != skip.id
+        if (skip is None or expert.id != skip.id) and expert.id not in shown
     ]
     group = services.settings.experts_group_chat_id
     if not chosen and group is not None:

@@ -63,14 +63,21 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage] | Non
 
 
 async def _owed(inbound: Inbound, services: Services) -> list[OutMessage]:
-    """What an inbound whose process stopped is still owed: its message relayed to the
-    expert, and the replies stored for it, if they never went out."""
+    """What an inbound whose process stopped (or whose replies Telegram could not take) is
+    still owed: its message relayed to the expert, the talent's waiting ticket shown to the
+    experts who have not seen it, and the replies stored for it, if they never went out."""
     relay = await services.tickets.undelivered_from(inbound.message_key)
     if relay is not None:
         await expert.deliver(relay, services)
     async with services.store.transaction() as tx:
         stored = await tx.unanswered(inbound)
-        return await tx.replies_to(stored) if stored is not None else []
+        if stored is None:
+            return []
+        waiting = await tx.ticket_of(await tx.session.get_one(User, stored.user_id))
+        replies = await tx.replies_to(stored)
+    if waiting is not None and waiting.status == "open":
+        await expert.announce(waiting.id, services, unshown_only=True)
+    return replies
 
 
 def _language_from_hint(hint: str | None) -> Language | None:

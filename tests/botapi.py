@@ -152,7 +152,7 @@ class BotApiEmulator:
         self.balanced: list[str] = []
         self._turns = itertools.count()
         self.answered_callbacks: set[str] = set()
-        self._failures: dict[str, deque[ApiError]] = defaultdict(deque)
+        self._failures: dict[str, deque[ApiError | None]] = defaultdict(deque)
         self.other_poller = False
         self.held = 0
         self._stalled: asyncio.Future[None] | None = None
@@ -239,9 +239,10 @@ class BotApiEmulator:
     def new_update_id(self) -> int:
         return next(self._update_ids)
 
-    def fail(self, method: str, *errors: ApiError) -> None:
-        """Answer the next calls of `method` with these errors, one each, in turn."""
-        self._failures[method].extend(errors)
+    def fail(self, method: str, *errors: ApiError, after: int = 0) -> None:
+        """Answer the next calls of `method` with these errors, one each, in turn, once `after`
+        more calls have gone through."""
+        self._failures[method].extend([None] * after + list(errors))
 
     def stall(self) -> None:
         """Hold every message the bot sends from now on, unsent, as a network that stopped
@@ -298,8 +299,9 @@ class BotApiEmulator:
             raise ApiError(404, "Not Found: method not found")
         if self._stalled is not None and method in _SENDS:
             await self._hold()
-        if self._failures[method]:
-            raise self._failures[method].popleft()
+        failure = self._failures[method].popleft() if self._failures[method] else None
+        if failure is not None:
+            raise failure
         try:
             return await handler(params)
         except (KeyError, TypeError, ValueError) as error:

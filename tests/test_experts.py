@@ -191,6 +191,31 @@ async def test_relayed_chat_that_telegram_could_not_take_arrives_once_it_can(
     assert await talent.quiet() == []
 
 
+async def test_a_new_ticket_telegram_could_not_announce_is_shown_once_it_can(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    for expert_id in (2204, 2205):
+        await services.tickets.enrol(
+            "telegram", str(expert_id), "Qian", specialties=["agency-exam"]
+        )
+    first, second = emulator.phone(2204), emulator.phone(2205)
+    talent = emulator.phone(3204)
+    await talent.send(QUESTION)
+    await talent.read()
+    # The first expert's card goes out; the second's does not.
+    emulator.fail("sendMessage", BAD_GATEWAY, after=1)
+    await talent.send("/expert")
+    [queued] = await talent.read(within=15)
+    assert "#T-" in queued.text
+    [card] = await second.read(within=15)
+    assert "New question #T-" in card.text
+    [card] = await first.read()
+    assert "New question #T-" in card.text
+    assert await first.quiet() == []
+    assert await second.quiet() == []
+    assert await talent.quiet() == []
+
+
 async def test_staff_register_an_expert_and_mark_a_key_talent_from_the_chat(
     bot: Application, emulator: BotApiEmulator, services: Services
 ) -> None:
