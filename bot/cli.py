@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,13 +44,16 @@ from bot.reports import (
     unanswered,
 )
 from bot.services import build_services, thresholds_from
-from bot.store import Store
+from bot.store import Store, outage
 from bot.store.models import User
+from bot.store.outage import Backoff
 from bot.store.tickets import Tickets
 
 _T = TypeVar("_T")
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
+# Pauses between tries to reach the database at start-up: from one second, doubling, to ten.
+_START_PAUSES = Backoff(first=1.0, longest=10.0)
 
 
 class CommandError(Exception):
@@ -203,6 +207,28 @@ async def _prepare_store(store: Store) -> None:
         raise CommandError("the database schema is not current: run `ipbot db upgrade` first")
 
 
+async def _wait_for_database(store: Store, patience: float) -> None:
+    """`_prepare_store`, tried again while the database cannot be reached, for up to `patience`
+    seconds; then the last error is raised."""
+    give_up = time.monotonic() + patience
+    failed = 0
+    while True:
+        try:
+            await _prepare_store(store)
+            return
+        except (DBAPIError, OSError) as error:
+            failed += 1
+            pause = _START_PAUSES.pause(failed)
+            if not outage.lost(error) or time.monotonic() + pause > give_up:
+                raise
+            print(
+                f"ipbot: the database is not reachable yet ({outage.summary(error)}); "
+                f"trying again in {pause:.0f} s",
+                file=sys.stderr,
+            )
+        await asyncio.sleep(pause)
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.telegram_bot_token is None:
         raise CommandError(
@@ -215,7 +241,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
         services = build_services(settings)
         try:
-            await _prepare_store(services.store)
+            await _wait_for_database(services.store, settings.database_start_wait_seconds)
             mode = "webhook" if settings.telegram_webhook_url else "long polling"
             print(f"ipbot: running on Telegram ({mode}); Ctrl+C stops", file=sys.stderr)
             return await telegram.serve(telegram.build_application(settings, services), settings)

@@ -40,6 +40,7 @@ from tests.conftest import (
     upgraded_store,
 )
 from tests.postgres import as_admin
+from tests.test_restart import start_bot
 
 QUESTION = "Can a foreigner take the patent agent exam?"
 ANSWERED = "Foreign Permanent Residence ID Card"
@@ -311,3 +312,46 @@ async def test_talents_are_asked_to_try_later_while_the_database_is_down_and_ans
     # What came in during the outage was not kept: the talent sent it again.
     kept = _messages("in").join(User, User.id == Message.user_id).where(User.external_id == "9102")
     assert await _count(database.store, kept) == 1
+
+
+async def test_a_bot_started_while_postgresql_is_down_waits_for_it_then_answers(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    async with PostgresDatabase() as url, upgraded_store(url):
+        outage = PostgresOutage(url)
+        await outage.begin()
+        bot = await start_bot(emulator, url, tmp_path, stderr=asyncio.subprocess.PIPE)
+        assert bot.stderr is not None
+        try:
+            first = await asyncio.wait_for(bot.stderr.readline(), 30)
+            assert "the database is not reachable yet" in first.decode()
+            await outage.end()
+            phone = emulator.phone(1301)
+            await phone.send(QUESTION)
+            [answer] = await phone.read(within=30)
+            assert ANSWERED in answer.text
+        finally:
+            await outage.end()
+            bot.terminate()
+            await bot.wait()
+
+
+async def test_a_bot_gives_up_on_a_database_still_down_after_its_wait(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    async with PostgresDatabase() as url, upgraded_store(url):
+        outage = PostgresOutage(url)
+        await outage.begin()
+        try:
+            bot = await start_bot(
+                emulator,
+                url,
+                tmp_path,
+                stderr=asyncio.subprocess.PIPE,
+                DATABASE_START_WAIT_SECONDS="2",
+            )
+            _, errors = await asyncio.wait_for(bot.communicate(), 30)
+        finally:
+            await outage.end()
+    assert bot.returncode == 1
+    assert "cannot use the database (DATABASE_URL)" in errors.decode().splitlines()[-1]

@@ -18,9 +18,14 @@ from tests.botapi import BotApiEmulator
 
 
 async def start_bot(
-    emulator: BotApiEmulator, database_url: str, cwd: Path, **settings: str
+    emulator: BotApiEmulator,
+    database_url: str,
+    cwd: Path,
+    stderr: int = asyncio.subprocess.DEVNULL,
+    **settings: str,
 ) -> asyncio.subprocess.Process:
-    """`ipbot run` against the emulator, with `settings` (by their variable names) on top."""
+    """`ipbot run` against the emulator, with `settings` (by their variable names) on top; its
+    standard error goes to `stderr` (a pipe to read it)."""
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -34,7 +39,7 @@ async def start_bot(
     )
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.cli", "run", cwd=cwd, env=environment,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
     )  # fmt: skip
 
 
