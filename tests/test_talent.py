@@ -1,5 +1,6 @@
 """The talent's conversation, through the channel-neutral handler, on SQLite and PostgreSQL."""
 
+import asyncio
 import itertools
 
 from sqlalchemy import func, select
@@ -238,3 +239,18 @@ async def test_the_unsaid_place_is_asked_in_chinese_too(services: Services) -> N
     assert reply.language == "zh"
     labels = {button.label for button in reply.buttons}
     assert {"在中国", "在其他国家"} <= labels
+
+
+async def test_two_requests_for_an_expert_at_once_open_one_ticket_and_both_are_answered(
+    services: Services,
+) -> None:
+    """As when a talent's two messages reach two processes of the bot at the same moment."""
+    talents = [f"in-a-hurry-{number}" for number in range(10)]
+    for user in talents:
+        await say(services, "Can a foreigner take the patent agent exam?", user=user)
+    replies = await asyncio.gather(
+        *(say(services, "/expert", user=user) for user in talents for _ in range(2))
+    )
+    assert all("#T-" in reply.text for [reply] in replies)
+    async with services.store.transaction() as tx:
+        assert await tx.session.scalar(select(func.count()).select_from(Ticket)) == len(talents)

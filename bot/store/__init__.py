@@ -139,8 +139,15 @@ class Transaction:
         self.session = session
 
     async def user(self, channel: str, external_id: str, language: Language) -> User:
-        """The user with this channel id, created on first contact."""
-        known = select(User).where(User.channel == channel, User.external_id == external_id)
+        """The user with this channel id, created on first contact; on PostgreSQL their row
+        stays locked until the transaction ends, so that two of a user's messages handled at
+        once (by two processes) are handled one after the other, each seeing what the other
+        did. (SQLite lets one transaction write at a time anyway.)"""
+        known = (
+            select(User)
+            .where(User.channel == channel, User.external_id == external_id)
+            .with_for_update()
+        )
         # Nearly every message is from someone the bot knows: one query finds them.
         found = await self.session.scalar(known)
         if found is not None:
