@@ -120,7 +120,7 @@ async def check(services: Services, now: datetime | None = None) -> list[Action]
                 await step.then(ticket)
             except Exception:  # one failed announcement must not stop the rest
                 _log.exception("SLA action %s on ticket %s failed", step.name, ticket.id)
-    await send_notices(services, now)
+    await _send_notices(services, now)
     return done
 
 
@@ -147,14 +147,12 @@ async def _take(services: Services, step: _Step, now: datetime) -> list[Ticket]:
     return taken
 
 
-async def send_notices(services: Services, now: datetime | None = None) -> int:
+async def _send_notices(services: Services, now: datetime) -> None:
     """Send the notices waiting, each deleted once sent; those the channel cannot take now
-    wait for the next check, until they are out of date. How many went out."""
-    now = now or utcnow()
+    wait for the next check, until they are out of date."""
     expired = await notices.expire(services.store, now - NOTICE_LIFETIME)
     if expired:
         _log.warning("Dropped %d notices that could not be sent for a day", expired)
-    sent = 0
     for notice, recipient in await notices.waiting(services.store):
         message = OutMessage(text=notice.text, language="zh" if notice.language == "zh" else "en")
         try:
@@ -163,8 +161,6 @@ async def send_notices(services: Services, now: datetime | None = None) -> int:
             _log.warning("Notice %s to user %s not sent yet: %s", notice.id, recipient.id, error)
             continue
         await notices.sent(services.store, notice)
-        sent += 1
-    return sent
 
 
 def _copy(ticket: Ticket) -> Ticket:
