@@ -5,27 +5,29 @@ timer lives there: a repeating job calls `check`, which finds in the store what 
 on it. Each action is claimed by one conditional UPDATE that stamps the ticket, so a restart
 loses nothing, overdue actions run at the first check, and no action runs twice, whichever
 process runs the check. The notices an action sends are stored in the stamp's transaction and
-sent after it, at every check until they go out: a crash, or the channel out of reach, between
-the stamp and the sending does not lose them.
+sent after it; every check also sends the notices left over (its own, or others', such as those
+to staff): a crash, or the channel out of reach, between deciding and sending does not lose
+them.
 """
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
-from bot.conversation import OutMessage
 from bot.services import Services
 from bot.store import Transaction, notices
-from bot.store.models import Ticket, User, utcnow
+from bot.store.models import Notice, Ticket, User, utcnow
 from handlers import expert
 
 _log = logging.getLogger(__name__)
 Action = tuple[str, int]
 # A notice that could not be sent for this long is out of date: it is dropped.
 NOTICE_LIFETIME = timedelta(days=1)
+# A notice older than this is not being sent by whoever decided it: the check sends it.
+LEFT_OVER = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -111,22 +113,26 @@ async def check(services: Services, now: datetime | None = None) -> list[Action]
         ),
     ]
     done: list[Action] = []
+    queued: list[tuple[Notice, User]] = []
     for step in steps:
-        for ticket in await _take(services, step, now):
+        for ticket, its_notices in await _take(services, step, now):
             done.append((step.name, ticket.id))
+            queued.extend(its_notices)
             if step.then is None:
                 continue
             try:
                 await step.then(ticket)
             except Exception:  # one failed announcement must not stop the rest
                 _log.exception("SLA action %s on ticket %s failed", step.name, ticket.id)
-    await _send_notices(services, now)
+    await _send_notices(services, queued, now)
     return done
 
 
-async def _take(services: Services, step: _Step, now: datetime) -> list[Ticket]:
-    """The due tickets this check wins: each is stamped by a conditional UPDATE first, its
-    notices stored with the stamp."""
+async def _take(
+    services: Services, step: _Step, now: datetime
+) -> list[tuple[Ticket, list[tuple[Notice, User]]]]:
+    """The due tickets this check wins, each with the notices stored with its stamp: each is
+    stamped by a conditional UPDATE first."""
     async with services.store.transaction() as tx:
         candidates = list(await tx.session.scalars(select(Ticket.id).where(step.due)))
     taken = []
@@ -140,27 +146,25 @@ async def _take(services: Services, step: _Step, now: datetime) -> list[Ticket]:
                 .values(**step.stamp)
                 .execution_options(synchronize_session=False)
             )
-            if won.rowcount == 1 and snapshot is not None:
-                if step.notify is not None:
-                    await step.notify(_Notify(services, tx, now), snapshot)
-                taken.append(snapshot)
+            notify = _Notify(services, tx, now)
+            if won.rowcount == 1 and snapshot is not None and step.notify is not None:
+                await step.notify(notify, snapshot)
+        if won.rowcount == 1 and snapshot is not None:
+            taken.append((snapshot, notify.queued))
     return taken
 
 
-async def _send_notices(services: Services, now: datetime) -> None:
-    """Send the notices waiting, each deleted once sent; those the channel cannot take now
-    wait for the next check, until they are out of date."""
+async def _send_notices(
+    services: Services, queued: list[tuple[Notice, User]], now: datetime
+) -> None:
+    """Send the notices this check queued, then those left from before: not sent when they
+    were decided (the channel out of reach, a crash), and not just being sent by whoever
+    decided them. Out of date ones are dropped."""
     expired = await notices.expire(services.store, now - NOTICE_LIFETIME)
     if expired:
         _log.warning("Dropped %d notices that could not be sent for a day", expired)
-    for notice, recipient in await notices.waiting(services.store):
-        message = OutMessage(text=notice.text, language="zh" if notice.language == "zh" else "en")
-        try:
-            await expert.send_to(services, recipient, message)
-        except Exception as error:  # the channel is out of reach, or refused this one
-            _log.warning("Notice %s to user %s not sent yet: %s", notice.id, recipient.id, error)
-            continue
-        await notices.sent(services.store, notice)
+    await expert.send_notices(services, queued)
+    await expert.send_notices(services, await notices.waiting(services.store, now - LEFT_OVER))
 
 
 def _copy(ticket: Ticket) -> Ticket:
@@ -178,13 +182,14 @@ def _copy(ticket: Ticket) -> Ticket:
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Notify:
     """Stores notices in the transaction of a stamp."""
 
     services: Services
     tx: Transaction
     now: datetime
+    queued: list[tuple[Notice, User]] = field(default_factory=list)
 
     async def user(self, user_id: int | None, template: str, **context: object) -> None:
         user = await self.tx.session.get(User, user_id) if user_id else None
@@ -200,7 +205,7 @@ class _Notify:
     def _queue(self, user: User, template: str, **context: object) -> None:
         language = "zh" if user.language == "zh" else "en"
         text = self.services.templates.render(language, template, **context)
-        notices.queue(self.tx, user, text, language, self.now)
+        self.queued.append(notices.queue(self.tx, user, text, language, self.now))
 
 
 async def _tell_staff(notify: _Notify, ticket: Ticket) -> None:

@@ -8,9 +8,11 @@ agreed to show), never their channel id or username.
 import asyncio
 import logging
 import re
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 from markupsafe import Markup
+from sqlalchemy import select
 
 from bot.conversation import Button, Inbound, OutMessage, Recipient, Unreachable
 from bot.drafts import write_draft
@@ -19,8 +21,8 @@ from bot.redact import deadlines, mask_contacts
 from bot.reload import reload
 from bot.reports import stats, stats_as_text, unanswered
 from bot.services import Services
-from bot.store import DuplicateInbound
-from bot.store.models import Ticket, User, utcnow
+from bot.store import DuplicateInbound, notices
+from bot.store.models import Notice, Ticket, User, utcnow
 from bot.store.tickets import Relay
 from bot.text import clean, record_number
 
@@ -60,12 +62,34 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
 
 
 async def tell_staff(services: Services, template: str, **context: object) -> None:
-    """Send a notice to every staff member."""
-    for member in await services.tickets.experts():
-        if member.role == "staff":
-            language = _language_of(member)
-            text = services.templates.render(language, template, **context)
-            await send_to(services, member, OutMessage(text=text, language=language))
+    """Send a notice to every staff member; one the channel cannot take now is kept and sent
+    by a later service-level check."""
+    async with services.store.transaction() as tx:
+        staff = await tx.session.scalars(select(User).where(User.role == "staff").order_by(User.id))
+        queued = [
+            notices.queue(
+                tx,
+                member,
+                services.templates.render(_language_of(member), template, **context),
+                _language_of(member),
+                utcnow(),
+            )
+            for member in staff
+        ]
+    await send_notices(services, queued)
+
+
+async def send_notices(services: Services, waiting: Sequence[tuple[Notice, User]]) -> None:
+    """Send stored notices to their recipients, each forgotten once sent (or once its recipient
+    cannot be reached); one the channel cannot take now stays for a later try."""
+    for notice, recipient in waiting:
+        message = OutMessage(text=notice.text, language=_language_of(recipient))
+        try:
+            await send_to(services, recipient, message)
+        except Exception as error:  # the channel is out of reach, or refused this one
+            _log.warning("Notice %s to user %s not sent yet: %s", notice.id, recipient.id, error)
+            continue
+        await notices.sent(services.store, notice)
 
 
 async def report_stale(services: Services, today: date) -> int:

@@ -4,20 +4,23 @@ import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from telegram.ext import Application
 
+from bot import sla
 from bot.channels.telegram import build_application
 from bot.knowledge import load_knowledge
 from bot.matching import Matcher
 from bot.paths import bundled
 from bot.reload import reload
 from bot.services import Services
+from bot.store.models import utcnow
 from tests.botapi import BotApiEmulator
 from tests.conftest import start_polling, stop, telegram_settings
-from tests.test_telegram import QUESTION
+from tests.test_telegram import BAD_GATEWAY, QUESTION
 
 NEW_TEXT = "Yes: this sentence was just written by staff."
 
@@ -134,3 +137,18 @@ async def test_questions_matched_during_a_swap_all_get_an_answer(
     await asyncio.sleep(0)
     assert reload(services).status == "loaded"
     assert await asyncio.gather(*asking) == [1] * 30
+
+
+async def test_staff_told_of_a_reload_while_telegram_was_out_of_reach_hear_of_it_later(
+    live_bot: Application, emulator: BotApiEmulator, services: Services, knowledge_copy: Path
+) -> None:
+    staff = emulator.phone(2801)
+    emulator.fail("sendMessage", BAD_GATEWAY)
+    edit(knowledge_copy, "Yes, but only under a pilot.", NEW_TEXT)
+    await emulator.wait_for(lambda: emulator.errors == [("sendMessage", "Bad Gateway")])
+    assert await staff.quiet() == []
+    await sla.check(services, utcnow() + timedelta(minutes=1))
+    [loaded] = await staff.read()
+    assert "was reloaded" in loaded.text
+    await sla.check(services, utcnow() + timedelta(minutes=2))
+    assert await staff.quiet() == []

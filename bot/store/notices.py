@@ -10,16 +10,25 @@ from bot.store import Store, Transaction
 from bot.store.models import Notice, User
 
 
-def queue(tx: Transaction, recipient: User, text: str, language: Language, at: datetime) -> None:
-    """Keep a notice for `recipient`, decided at `at`, to be sent once `tx` commits."""
-    tx.session.add(Notice(recipient_id=recipient.id, text=text, language=language, created_at=at))
+def queue(
+    tx: Transaction, recipient: User, text: str, language: Language, at: datetime
+) -> tuple[Notice, User]:
+    """Keep a notice for `recipient`, decided at `at`, to be sent once `tx` commits; the notice
+    with its recipient, for sending."""
+    notice = Notice(recipient_id=recipient.id, text=text, language=language, created_at=at)
+    tx.session.add(notice)
+    return notice, recipient
 
 
-async def waiting(store: Store) -> list[tuple[Notice, User]]:
-    """The notices not yet sent, oldest first, each with its recipient."""
+async def waiting(store: Store, decided_before: datetime) -> list[tuple[Notice, User]]:
+    """The notices decided before `decided_before` and not yet sent, oldest first, each with
+    its recipient."""
     async with store.transaction() as tx:
         rows = await tx.session.execute(
-            select(Notice, User).join(User, User.id == Notice.recipient_id).order_by(Notice.id)
+            select(Notice, User)
+            .join(User, User.id == Notice.recipient_id)
+            .where(Notice.created_at < decided_before)
+            .order_by(Notice.id)
         )
         return [(notice, user) for notice, user in rows]
 
