@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from telegram.error import InvalidToken, NetworkError
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.evaluation import (
@@ -46,14 +47,12 @@ from bot.reports import (
 from bot.services import build_services, thresholds_from
 from bot.store import Store, outage
 from bot.store.models import User
-from bot.store.outage import Backoff
+from bot.store.outage import START_PAUSES
 from bot.store.tickets import Tickets
 
 _T = TypeVar("_T")
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
-# Pauses between tries to reach the database at start-up: from one second, doubling, to ten.
-_START_PAUSES = Backoff(first=1.0, longest=10.0)
 
 
 class CommandError(Exception):
@@ -218,7 +217,7 @@ async def _wait_for_database(store: Store, patience: float) -> None:
             return
         except (DBAPIError, OSError) as error:
             failed += 1
-            pause = _START_PAUSES.pause(failed)
+            pause = START_PAUSES.pause(failed)
             if not outage.lost(error) or time.monotonic() + pause > give_up:
                 raise
             print(
@@ -241,10 +240,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
         services = build_services(settings)
         try:
-            await _wait_for_database(services.store, settings.database_start_wait_seconds)
+            await _wait_for_database(services.store, settings.start_wait_seconds)
             mode = "webhook" if settings.telegram_webhook_url else "long polling"
             print(f"ipbot: running on Telegram ({mode}); Ctrl+C stops", file=sys.stderr)
             return await telegram.serve(telegram.build_application(settings, services), settings)
+        except InvalidToken as error:
+            raise CommandError(
+                f"Telegram refused TELEGRAM_BOT_TOKEN: {error}", EXIT_USAGE
+            ) from None
+        except NetworkError as error:
+            raise CommandError(
+                f"cannot reach Telegram ({settings.telegram_api_base_url}): {error}"
+            ) from None
         finally:
             await services.store.close()
 

@@ -21,9 +21,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///data/ipbot.sqlite3"
-    # How long `ipbot run` waits for a database that is not reachable yet when it starts (a
-    # server that starts with the machine may come up after the bot), before giving up.
-    database_start_wait_seconds: float = Field(default=120, ge=0)
+    # How long `ipbot run` waits at start for the database, then for Telegram, while either is
+    # not reachable yet (a server or network that starts with the machine may come up after
+    # the bot), before giving up.
+    start_wait_seconds: float = Field(default=120, ge=0)
     knowledge_dir: Path = Field(default_factory=lambda: bundled("knowledge"))
     default_language: Language = "en"
     answer_threshold_en: float = Field(default=60.0, ge=0, le=100)

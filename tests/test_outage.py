@@ -348,7 +348,7 @@ async def test_a_bot_gives_up_on_a_database_still_down_after_its_wait(
                 url,
                 tmp_path,
                 stderr=asyncio.subprocess.PIPE,
-                DATABASE_START_WAIT_SECONDS="2",
+                START_WAIT_SECONDS="2",
             )
             _, errors = await asyncio.wait_for(bot.communicate(), 30)
         finally:

@@ -1,6 +1,6 @@
-"""A bot process killed with SIGKILL in the middle of a relay loses nothing and repeats nothing.
-
-The bot runs as a real `ipbot run` process against the Bot API emulator in this test.
+"""`ipbot run` as a real process against the Bot API emulator: killed with SIGKILL in the middle
+of a relay it loses nothing and repeats nothing; started while Telegram is out of reach it waits
+for it, for a while.
 """
 
 import asyncio
@@ -15,6 +15,7 @@ from sqlalchemy import select
 from bot.services import Services
 from bot.store.models import TicketMessage
 from tests.botapi import BotApiEmulator
+from tests.test_telegram import BAD_GATEWAY, QUESTION
 
 
 async def start_bot(
@@ -82,3 +83,37 @@ async def test_after_a_kill_every_accepted_message_reaches_the_expert_exactly_on
     shown = Counter(message.text.split(": ", 1)[1] for message in expert.received)
     assert set(shown) == set(await accepted())
     assert set(shown.values()) == {1}
+
+
+async def test_a_bot_started_while_telegram_is_out_of_reach_waits_for_it_then_answers(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    emulator.fail("getMe", BAD_GATEWAY, BAD_GATEWAY)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    bot = await start_bot(emulator, url, tmp_path, stderr=asyncio.subprocess.PIPE)
+    try:
+        phone = emulator.phone(3302)
+        await phone.send(QUESTION)
+        [answer] = await phone.read(within=30)
+        assert "Foreign Permanent Residence ID Card" in answer.text
+    finally:
+        bot.terminate()
+        _, errors = await bot.communicate()
+    assert errors.decode().count("Telegram is not reachable yet (Bad Gateway)") == 2
+    assert bot.returncode == 0
+
+
+async def test_a_bot_gives_up_on_telegram_out_of_reach_with_one_clear_line(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    emulator.fail("getMe", *[BAD_GATEWAY] * 20)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    bot = await start_bot(
+        emulator, url, tmp_path, stderr=asyncio.subprocess.PIPE, START_WAIT_SECONDS="2"
+    )
+    _, errors = await asyncio.wait_for(bot.communicate(), 30)
+    lines = errors.decode().splitlines()
+    assert bot.returncode == 1
+    assert lines[-1] == f"ipbot: cannot reach Telegram ({emulator.base_url}): Bad Gateway"
+    assert not [line for line in lines if "Traceback" in line or "Unclosed" in line]
+    assert not (tmp_path / "data" / "ipbot.pid").exists()

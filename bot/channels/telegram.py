@@ -7,10 +7,12 @@ running by long polling or by webhook, each update stored until handled (see `up
 """
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -18,6 +20,7 @@ from typing import Any
 
 from aiolimiter import AsyncLimiter
 from telegram import (
+    Bot,
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -50,6 +53,7 @@ from bot.services import Services
 from bot.store import StoreUnavailable, privacy
 from bot.store.inbox import Inbox
 from bot.store.models import utcnow
+from bot.store.outage import START_PAUSES
 from bot.text import clean
 from handlers import expert
 
@@ -139,7 +143,6 @@ async def serve(application: Application, settings: Settings) -> int:
     Returns the exit status: 1 if another process is already polling this bot's token.
     """
     stop = asyncio.Event()
-    outcome = {"status": 0}
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
@@ -150,6 +153,48 @@ async def serve(application: Application, settings: Settings) -> int:
     )
     settings.pid_file.parent.mkdir(parents=True, exist_ok=True)
     settings.pid_file.write_text(str(os.getpid()))
+    try:
+        if not await _reach_telegram(application.bot, settings.start_wait_seconds, stop):
+            return 0
+        return await _serve_updates(application, settings, stop)
+    finally:
+        settings.pid_file.unlink(missing_ok=True)
+
+
+async def _reach_telegram(bot: Bot, patience: float, stop: asyncio.Event) -> bool:
+    """Initialize the bot (its getMe), trying again while Telegram cannot be reached, for up to
+    `patience` seconds: the network, or a proxy to Telegram, may come up after the bot. False if
+    told to stop meanwhile; the last `NetworkError` once patience runs out."""
+    give_up = time.monotonic() + patience
+    failed = 0
+    try:
+        while True:
+            try:
+                await bot.initialize()
+                return True
+            except NetworkError as error:
+                failed += 1
+                pause = START_PAUSES.pause(failed)
+                if time.monotonic() + pause > give_up:
+                    raise
+                _log.warning(
+                    "Telegram is not reachable yet (%s); trying again in %.0f s", error, pause
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+            if stop.is_set():
+                break
+    except BaseException:
+        # PTB leaves a bot whose getMe failed with its connections open.
+        await bot.shutdown()
+        raise
+    await bot.shutdown()
+    return False
+
+
+async def _serve_updates(application: Application, settings: Settings, stop: asyncio.Event) -> int:
+    """Serve updates until `stop` is set; the exit status."""
+    outcome = {"status": 0}
 
     def on_polling_error(error: TelegramError) -> None:
         if isinstance(error, Conflict):
@@ -189,7 +234,6 @@ async def serve(application: Application, settings: Settings) -> int:
         await application.updater.stop()
         await application.stop()
         await step_down(application)
-    settings.pid_file.unlink(missing_ok=True)
     return outcome["status"]
 
 
