@@ -244,9 +244,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             mode = "webhook" if settings.telegram_webhook_url else "long polling"
             print(f"ipbot: running on Telegram ({mode}); Ctrl+C stops", file=sys.stderr)
             return await telegram.serve(telegram.build_application(settings, services), settings)
-        except InvalidToken as error:
+        except InvalidToken:
+            # PTB's message quotes the token: it stays out of the output.
             raise CommandError(
-                f"Telegram refused TELEGRAM_BOT_TOKEN: {error}", EXIT_USAGE
+                "Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather", EXIT_USAGE
             ) from None
         except NetworkError as error:
             raise CommandError(

@@ -117,3 +117,17 @@ async def test_a_bot_gives_up_on_telegram_out_of_reach_with_one_clear_line(
     assert lines[-1] == f"ipbot: cannot reach Telegram ({emulator.base_url}): Bad Gateway"
     assert not [line for line in lines if "Traceback" in line or "Unclosed" in line]
     assert not (tmp_path / "data" / "ipbot.pid").exists()
+
+
+async def test_a_token_telegram_refuses_is_said_in_one_line_that_does_not_show_it(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    bot = await start_bot(emulator, url, tmp_path, stderr=asyncio.subprocess.PIPE)
+    given, emulator.token = emulator.token, "654321:ANOTHER-BOT"
+    _, errors = await asyncio.wait_for(bot.communicate(), 30)
+    assert bot.returncode == 2
+    assert errors.decode().splitlines()[-1] == (
+        "ipbot: Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather"
+    )
+    assert given not in errors.decode()
