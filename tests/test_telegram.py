@@ -241,6 +241,19 @@ async def test_an_update_whose_answer_is_held_back_stays_unhandled_in_the_inbox(
         await asyncio.sleep(0.05)
 
 
+async def test_answers_held_back_for_telegram_keep_the_order_of_the_questions(
+    bot: Application, emulator: BotApiEmulator
+) -> None:
+    emulator.fail("sendMessage", BAD_GATEWAY)
+    phone = emulator.phone(1016)
+    await phone.send(QUESTION)
+    await phone.send("How do I pledge a patent to get a loan?")
+    first, second = await phone.read(2, within=15)
+    assert "Foreign Permanent Residence ID Card" in first.text
+    assert "pledge" in second.text.lower()
+    assert await phone.quiet() == []
+
+
 async def test_a_tap_is_acted_on_when_telegram_cannot_take_its_acknowledgement(
     bot: Application, emulator: BotApiEmulator
 ) -> None:

@@ -543,7 +543,12 @@ async def _reply(
     update: Update, context: ContextTypes.DEFAULT_TYPE, chat_id: int, inbound: Inbound
 ) -> None:
     services = _services(context.application)
-    if _updates(context.application).recovered(update):
+    updates = _updates(context.application)
+    if updates.waits_behind(update):
+        # An earlier message of this chat waits for Telegram: this one is answered after it.
+        updates.hold_back(update, tried=False)
+        return
+    if updates.recovered(update):
         inbound = replace(inbound, recovered=True)
     outbox = TelegramOutbox(context.application)
     try:
@@ -556,7 +561,7 @@ async def _reply(
             raise
         # Telegram is out of reach (or its answer was lost): what was decided is stored, and
         # handling the update again, as after a crash, sends what is still owed.
-        pause = _updates(context.application).hold_back(update)
+        pause = updates.hold_back(update)
         _log.warning(
             "Update %s not answered, Telegram is out of reach (%s): trying again in %.0f s",
             update.update_id,

@@ -15,7 +15,8 @@ seen before), so under load one statement can do for many.
 An update whose replies could not reach Telegram is held back: left unmarked and queued again,
 marked recovered, after a pause that grows while Telegram stays out of reach. Handled again,
 it sends the replies stored for it, as after a crash; and if this process dies meanwhile,
-another takes it over from the inbox.
+another takes it over from the inbox. Later updates of its chat wait behind it, so that the
+chat's answers keep the order of its messages.
 """
 
 import asyncio
@@ -47,8 +48,11 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         # Handled, and waiting for the mark being written to be done.
         self._to_mark: set[int] = set()
         self._marking = False
-        # Held back and waiting to be queued again; and how often each has been held back.
-        self._held: set[int] = set()
+        # Held back, by chat, each chat's waiting for its timer to queue them again; and how
+        # often each update was tried and held back, until it is marked handled.
+        self._held: dict[tuple[str, int], list[Update]] = {}
+        self._held_ids: set[int] = set()
+        self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self._holds: dict[int, int] = {}
 
     async def put(self, item: object) -> None:
@@ -89,25 +93,40 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         """Whether `update` is handled again, after the process handling it stopped."""
         return update.update_id in self._recovered
 
-    def hold_back(self, update: Update) -> float:
-        """Handle `update` again later, marked recovered: its replies could not be sent.
-        Returns the pause before it is queued again, in seconds."""
-        held = self._holds.get(update.update_id, 0) + 1
-        self._holds[update.update_id] = held
-        self._held.add(update.update_id)
-        pause = self._pauses.pause(held)
-        asyncio.get_running_loop().call_later(pause, self._queue_again, update)
-        return pause
+    def hold_back(self, update: Update, tried: bool = True) -> float:
+        """Handle `update` again later, with the other updates of its chat held back, in the
+        order they came: its replies could not be sent (`tried`; it is then marked recovered),
+        or an earlier update of its chat waits to be. Returns the pause before they are queued
+        again, in seconds."""
+        if tried:
+            self._holds[update.update_id] = self._holds.get(update.update_id, 0) + 1
+        chat = _chat_of(update)
+        self._held_ids.add(update.update_id)
+        self._held.setdefault(chat, []).append(update)
+        loop = asyncio.get_running_loop()
+        if chat not in self._timers:
+            pause = self._pauses.pause(
+                max(self._holds.get(u.update_id, 1) for u in self._held[chat])
+            )
+            self._timers[chat] = loop.call_later(pause, self._queue_again, chat)
+        return self._timers[chat].when() - loop.time()
 
-    def _queue_again(self, update: Update) -> None:
-        self._held.discard(update.update_id)
-        self._recovered.add(update.update_id)
-        self.put_nowait(update)
+    def waits_behind(self, update: Update) -> bool:
+        """Whether an earlier update of this update's chat is held back."""
+        return _chat_of(update) in self._held
+
+    def _queue_again(self, chat: tuple[str, int]) -> None:
+        del self._timers[chat]
+        for update in sorted(self._held.pop(chat), key=lambda held: held.update_id):
+            self._held_ids.discard(update.update_id)
+            if update.update_id in self._holds:
+                self._recovered.add(update.update_id)
+            self.put_nowait(update)
 
     async def handled(self, update: object) -> None:
         """Mark an update's handling finished (the update processor calls this); not one held
         back, which is still to be handled."""
-        if not isinstance(update, Update) or update.update_id in self._held:
+        if not isinstance(update, Update) or update.update_id in self._held_ids:
             return
         self._to_mark.add(update.update_id)
         if self._marking:
@@ -130,3 +149,9 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         self._recovered -= update_ids
         for update_id in update_ids:
             self._holds.pop(update_id, None)
+
+
+def _chat_of(update: Update) -> tuple[str, int]:
+    """What orders an update among others: its chat, or the update alone if it has none."""
+    chat = update.effective_chat
+    return ("chat", chat.id) if chat is not None else ("update", update.update_id)
