@@ -68,6 +68,23 @@ def reload(services: Services, force: bool = False) -> Outcome:
     return Outcome("loaded", knowledge.version, [], before, after)
 
 
+def follow(services: Services, version: str) -> bool:
+    """Swap in the folder's set if it is `version`, which staff forced another process to load
+    (`/reload force`), without the accuracy check that refused it; whether it did."""
+    current = services.matcher
+    if current.knowledge.version == version:
+        return False
+    try:
+        knowledge = load_knowledge(services.settings.knowledge_dir)
+    except KnowledgeError:
+        return False
+    if knowledge.version != version:
+        return False
+    services.matcher = Matcher(knowledge, current.thresholds, current.calibration)
+    _log.info("Knowledge base %s loaded, as forced in another process", version)
+    return True
+
+
 def _labelled(services: Services, serving: Matcher) -> list[LabelledQuestion] | None:
     """The labelled questions, checked against the set now serving (an entry the edit
     deleted then simply counts as not answered)."""

@@ -4,6 +4,7 @@ import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,12 +13,14 @@ from telegram.ext import Application
 
 from bot import sla
 from bot.channels.telegram import build_application
+from bot.conversation import Inbound
 from bot.knowledge import load_knowledge
 from bot.matching import Matcher
 from bot.paths import bundled
 from bot.reload import reload
 from bot.services import Services
 from bot.store.models import utcnow
+from handlers import expert as expert_handlers
 from tests.botapi import BotApiEmulator
 from tests.conftest import start_polling, stop, telegram_settings
 from tests.test_telegram import BAD_GATEWAY, QUESTION
@@ -88,28 +91,38 @@ async def test_staff_reload_on_demand_and_hear_when_nothing_changed(
     assert "valid and unchanged" in reply.text
 
 
-async def test_a_set_that_answers_worse_is_refused_unless_forced(
-    services: Services, knowledge_copy: Path, tmp_path: Path
-) -> None:
+def only_the_question(tmp_path: Path) -> Path:
+    """A labelled question set of QUESTION alone, which the bundled set answers."""
     labelled = tmp_path / "questions.jsonl"
     labelled.write_text(
         json.dumps({"q": QUESTION, "expect": "agent-exam.foreigners"}) + "\n", encoding="utf-8"
     )
-    services.settings = services.settings.model_copy(
-        update={"knowledge_dir": knowledge_copy, "labelled_questions": labelled}
-    )
-    services.matcher = Matcher(load_knowledge(knowledge_copy), services.matcher.thresholds)
-    serving = services.matcher.knowledge.version
-    path = knowledge_copy / "agent-exam.yaml"
+    return labelled
+
+
+def delete_the_answer_to_the_question(folder: Path) -> None:
+    """An edit that answers `only_the_question` worse: its entry goes, and every link to it."""
+    path = folder / "agent-exam.yaml"
     text = path.read_text(encoding="utf-8")
     start = text.index("  - id: agent-exam.foreigners")
     end = text.index("  - id: agent-exam.rules")
     path.write_text(text[:start] + text[end:], encoding="utf-8")
-    for name in sorted(knowledge_copy.glob("*.yaml")):  # noqa: ASYNC240 - a test's own files
+    for name in sorted(folder.glob("*.yaml")):
         body = name.read_text(encoding="utf-8")
         for mention in ("agent-exam.foreigners, ", ", agent-exam.foreigners"):
             body = body.replace(mention, "")
         name.write_text(body.replace("[agent-exam.foreigners]", "[]"), encoding="utf-8")
+
+
+async def test_a_set_that_answers_worse_is_refused_unless_forced(
+    services: Services, knowledge_copy: Path, tmp_path: Path
+) -> None:
+    services.settings = services.settings.model_copy(
+        update={"knowledge_dir": knowledge_copy, "labelled_questions": only_the_question(tmp_path)}
+    )
+    services.matcher = Matcher(load_knowledge(knowledge_copy), services.matcher.thresholds)
+    serving = services.matcher.knowledge.version
+    delete_the_answer_to_the_question(knowledge_copy)
     refused = reload(services)
     assert refused.status == "worse"
     assert services.matcher.knowledge.version == serving
@@ -152,3 +165,39 @@ async def test_staff_told_of_a_reload_while_telegram_was_out_of_reach_hear_of_it
     assert "was reloaded" in loaded.text
     await sla.check(services, utcnow() + timedelta(minutes=2))
     assert await staff.quiet() == []
+
+
+async def test_a_set_staff_forced_in_one_process_is_served_by_the_others(
+    emulator: BotApiEmulator, services: Services, knowledge_copy: Path, tmp_path: Path
+) -> None:
+    settings = telegram_settings(
+        emulator,
+        knowledge_dir=knowledge_copy,
+        knowledge_check_seconds=0.2,
+        labelled_questions=only_the_question(tmp_path),
+    )
+    services.settings = settings
+    services.matcher = Matcher(load_knowledge(knowledge_copy), services.matcher.thresholds)
+    # The process staff happen to reach, beside the one serving Telegram here.
+    reached = replace(
+        services, matcher=Matcher(services.matcher.knowledge, services.matcher.thresholds)
+    )
+    await services.tickets.appoint_staff("telegram", "2802")
+    app = build_application(settings, services)
+    await start_polling(app)
+    try:
+        delete_the_answer_to_the_question(knowledge_copy)
+        staff = emulator.phone(2802)
+        [refused] = await staff.read()
+        assert "was NOT loaded" in refused.text
+        forced = Inbound(
+            channel="telegram", user_key="2802", message_key="force", text="/reload force"
+        )
+        await expert_handlers.handle(forced, reached)
+        assert reached.matcher.knowledge.get("agent-exam.foreigners") is None
+        deadline = asyncio.get_running_loop().time() + 5
+        while services.matcher.knowledge.get("agent-exam.foreigners") is not None:
+            assert asyncio.get_running_loop().time() < deadline, "the forced set was not followed"
+            await asyncio.sleep(0.05)
+    finally:
+        await stop(app)

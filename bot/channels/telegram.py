@@ -47,7 +47,7 @@ from bot.config import Settings
 from bot.conversation import Attachment, Inbound, OutMessage, Recipient, Unreachable
 from bot.knowledge import LANGUAGES, Language
 from bot.leadership import RETRY_SECONDS, Leadership
-from bot.reload import fingerprint, reload
+from bot.reload import fingerprint, follow, reload
 from bot.router import route
 from bot.services import Services
 from bot.store import StoreUnavailable, privacy
@@ -119,7 +119,7 @@ def build_application(settings: Settings, services: Services) -> Application:
         interval=settings.knowledge_check_seconds,
         first=settings.knowledge_check_seconds,
         name="knowledge",
-        data={"seen": fingerprint(settings.knowledge_dir)},
+        data={"seen": fingerprint(settings.knowledge_dir), "forced": None},
     )
     return application
 
@@ -497,11 +497,18 @@ async def _keep_inbox(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def _watch_knowledge(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Reload when the knowledge files change, in every process (each has its own matcher);
-    the one running the scheduled jobs tells staff what happened, once per change."""
+    the one running the scheduled jobs tells staff what happened, once per change. A set staff
+    forced in one process is loaded by the others, whose own check would refuse it."""
     services = _services(context.application)
     seen = context.job.data if context.job else None
+    if seen is None:
+        return
+    forced = await services.tickets.last_forced_reload()
+    if forced is not None and forced not in (seen["forced"], services.matcher.knowledge.version):
+        seen["forced"] = forced
+        await asyncio.to_thread(follow, services, forced)
     now = fingerprint(services.settings.knowledge_dir)
-    if seen is None or now == seen["seen"]:
+    if now == seen["seen"]:
         return
     seen["seen"] = now
     await reload_and_tell(services, tell=await _leadership(context.application).contend())

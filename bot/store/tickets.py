@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from bot.store import Store, typed_talent_questions
 from bot.store.models import (
     Announcement,
+    AuditEvent,
     Feedback,
     Message,
     Ticket,
@@ -297,6 +298,20 @@ class Tickets:
         """Record an action that needs no other change (a reload, for example)."""
         async with self.store.transaction() as tx:
             await tx.audit(actor, action, subject, **detail)
+
+    async def last_forced_reload(self) -> str | None:
+        """The version of the knowledge base staff last forced a process to load, if any."""
+        async with self.store.transaction() as tx:
+            return await tx.session.scalar(
+                select(AuditEvent.subject)
+                .where(
+                    AuditEvent.action == "reload",
+                    AuditEvent.detail["forced"].as_boolean(),
+                    AuditEvent.detail["status"].as_string() == "loaded",
+                )
+                .order_by(AuditEvent.id.desc())
+                .limit(1)
+            )
 
     async def experts(self) -> list[User]:
         """Every expert and staff member."""
