@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from telegram.error import InvalidToken, NetworkError
 
+from bot import startup
 from bot.config import Settings, SettingsError, load_settings
 from bot.evaluation import (
     QuestionSetError,
@@ -47,7 +47,6 @@ from bot.reports import (
 from bot.services import build_services, thresholds_from
 from bot.store import Store, outage
 from bot.store.models import User
-from bot.store.outage import START_PAUSES
 from bot.store.tickets import Tickets
 
 _T = TypeVar("_T")
@@ -206,28 +205,6 @@ async def _prepare_store(store: Store) -> None:
         raise CommandError("the database schema is not current: run `ipbot db upgrade` first")
 
 
-async def _wait_for_database(store: Store, patience: float) -> None:
-    """`_prepare_store`, tried again while the database cannot be reached, for up to `patience`
-    seconds; then the last error is raised."""
-    give_up = time.monotonic() + patience
-    failed = 0
-    while True:
-        try:
-            await _prepare_store(store)
-            return
-        except (DBAPIError, OSError) as error:
-            failed += 1
-            pause = START_PAUSES.pause(failed)
-            if not outage.lost(error) or time.monotonic() + pause > give_up:
-                raise
-            print(
-                f"ipbot: the database is not reachable yet ({outage.summary(error)}); "
-                f"trying again in {pause:.0f} s",
-                file=sys.stderr,
-            )
-        await asyncio.sleep(pause)
-
-
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.telegram_bot_token is None:
         raise CommandError(
@@ -240,7 +217,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
         services = build_services(settings)
         try:
-            await _wait_for_database(services.store, settings.start_wait_seconds)
+            await startup.reach(
+                "the database",
+                lambda: _prepare_store(services.store),
+                lambda error: isinstance(error, (DBAPIError, OSError)) and outage.lost(error),
+                settings.start_wait_seconds,
+            )
             mode = "webhook" if settings.telegram_webhook_url else "long polling"
             print(f"ipbot: running on Telegram ({mode}); Ctrl+C stops", file=sys.stderr)
             return await telegram.serve(telegram.build_application(settings, services), settings)

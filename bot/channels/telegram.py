@@ -7,12 +7,10 @@ running by long polling or by webhook, each update stored until handled (see `up
 """
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
 import signal
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -40,7 +38,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import sla
+from bot import sla, startup
 from bot.channels.http import AiohttpRequest
 from bot.channels.updates import DurableUpdateQueue
 from bot.config import Settings
@@ -53,7 +51,6 @@ from bot.services import Services
 from bot.store import StoreUnavailable, privacy
 from bot.store.inbox import Inbox
 from bot.store.models import utcnow
-from bot.store.outage import START_PAUSES
 from bot.text import clean
 from handlers import expert
 
@@ -165,31 +162,21 @@ async def _reach_telegram(bot: Bot, patience: float, stop: asyncio.Event) -> boo
     """Initialize the bot (its getMe), trying again while Telegram cannot be reached, for up to
     `patience` seconds: the network, or a proxy to Telegram, may come up after the bot. False if
     told to stop meanwhile; the last `NetworkError` once patience runs out."""
-    give_up = time.monotonic() + patience
-    failed = 0
     try:
-        while True:
-            try:
-                await bot.initialize()
-                return True
-            except NetworkError as error:
-                failed += 1
-                pause = START_PAUSES.pause(failed)
-                if time.monotonic() + pause > give_up:
-                    raise
-                _log.warning(
-                    "Telegram is not reachable yet (%s); trying again in %.0f s", error, pause
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), pause)
-            if stop.is_set():
-                break
+        reached = await startup.reach(
+            "Telegram",
+            bot.initialize,
+            lambda error: isinstance(error, NetworkError),
+            patience,
+            stop,
+        )
     except BaseException:
         # PTB leaves a bot whose getMe failed with its connections open.
         await bot.shutdown()
         raise
-    await bot.shutdown()
-    return False
+    if not reached:
+        await bot.shutdown()
+    return reached
 
 
 async def _serve_updates(application: Application, settings: Settings, stop: asyncio.Event) -> int:

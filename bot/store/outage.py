@@ -56,10 +56,6 @@ class Backoff:
         return min(self.longest, self.first * 2 ** (failed - 1)) * random.uniform(0.5, 1.5)
 
 
-# Pauses between tries to reach the database, or Telegram, when the bot starts.
-START_PAUSES = Backoff(first=1.0, longest=10.0)
-
-
 @dataclass
 class _Attempt:
     wrote: bool = False
