@@ -197,15 +197,13 @@ class _Notify:
             self._queue(user, template, **context)
 
     async def staff(self, template: str, **context: object) -> None:
-        for member in await self.tx.session.scalars(
-            select(User).where(User.role == "staff").order_by(User.id)
-        ):
+        for member in await self.tx.staff():
             self._queue(member, template, **context)
 
     def _queue(self, user: User, template: str, **context: object) -> None:
-        language = "zh" if user.language == "zh" else "en"
-        text = self.services.templates.render(language, template, **context)
-        self.queued.append(notices.queue(self.tx, user, text, language, self.now))
+        self.queued.append(
+            expert.queue_notice(self.services, self.tx, user, template, self.now, **context)
+        )
 
 
 async def _tell_staff(notify: _Notify, ticket: Ticket) -> None:

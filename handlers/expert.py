@@ -9,10 +9,9 @@ import asyncio
 import logging
 import re
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from markupsafe import Markup
-from sqlalchemy import select
 
 from bot.conversation import Button, Inbound, OutMessage, Recipient, Unreachable
 from bot.drafts import write_draft
@@ -21,7 +20,7 @@ from bot.redact import deadlines, mask_contacts
 from bot.reload import reload
 from bot.reports import stats, stats_as_text, unanswered
 from bot.services import Services
-from bot.store import DuplicateInbound, notices
+from bot.store import DuplicateInbound, Transaction, notices
 from bot.store.models import Notice, Ticket, User, utcnow
 from bot.store.tickets import Relay
 from bot.text import clean, record_number
@@ -65,25 +64,33 @@ async def tell_staff(services: Services, template: str, **context: object) -> No
     """Send a notice to every staff member; one the channel cannot take now is kept and sent
     by a later service-level check."""
     async with services.store.transaction() as tx:
-        staff = await tx.session.scalars(select(User).where(User.role == "staff").order_by(User.id))
         queued = [
-            notices.queue(
-                tx,
-                member,
-                services.templates.render(_language_of(member), template, **context),
-                _language_of(member),
-                utcnow(),
-            )
-            for member in staff
+            queue_notice(services, tx, member, template, utcnow(), **context)
+            for member in await tx.staff()
         ]
     await send_notices(services, queued)
+
+
+def queue_notice(
+    services: Services,
+    tx: Transaction,
+    user: User,
+    template: str,
+    at: datetime,
+    **context: object,
+) -> tuple[Notice, User]:
+    """A notice to `user` from `template`, in their language, stored with `tx` (decided at
+    `at`); the notice with its recipient, for `send_notices`."""
+    language = _language_of(user)
+    text = services.templates.render(language, template, **context)
+    return notices.queue(tx, user, text, language, at)
 
 
 async def send_notices(services: Services, waiting: Sequence[tuple[Notice, User]]) -> None:
     """Send stored notices to their recipients, each forgotten once sent (or once its recipient
     cannot be reached); one the channel cannot take now stays for a later try."""
     for notice, recipient in waiting:
-        message = OutMessage(text=notice.text, language=_language_of(recipient))
+        message = OutMessage(text=notice.text, language=_language_of(notice))
         try:
             await send_to(services, recipient, message)
         except Exception as error:  # the channel is out of reach, or refused this one
@@ -538,8 +545,8 @@ def _label(services: Services, language: Language, name: str, /, **context: obje
     return Markup(services.templates.label(language, name, **context)).unescape()
 
 
-def _language_of(user: User) -> Language:
-    return "zh" if user.language == "zh" else "en"
+def _language_of(holder: User | Notice) -> Language:
+    return "zh" if holder.language == "zh" else "en"
 
 
 def _recipient(user: User) -> Recipient:

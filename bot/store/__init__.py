@@ -276,6 +276,12 @@ class Transaction:
             .limit(1)
         )
 
+    async def staff(self) -> list[User]:
+        """Every staff member."""
+        return list(
+            await self.session.scalars(select(User).where(User.role == "staff").order_by(User.id))
+        )
+
     async def ticket_of(self, user: User) -> Ticket | None:
         """The talent's ticket that is not closed, if any."""
         return await self.session.scalar(
