@@ -51,7 +51,6 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         # Held back, by chat, each chat's waiting for its timer to queue them again; and how
         # often each update was tried and held back, until it is marked handled.
         self._held: dict[tuple[str, int], list[Update]] = {}
-        self._held_ids: set[int] = set()
         self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self._holds: dict[int, int] = {}
 
@@ -101,7 +100,6 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         if tried:
             self._holds[update.update_id] = self._holds.get(update.update_id, 0) + 1
         chat = _chat_of(update)
-        self._held_ids.add(update.update_id)
         self._held.setdefault(chat, []).append(update)
         loop = asyncio.get_running_loop()
         if chat not in self._timers:
@@ -118,7 +116,6 @@ class DurableUpdateQueue(asyncio.Queue[object]):
     def _queue_again(self, chat: tuple[str, int]) -> None:
         del self._timers[chat]
         for update in sorted(self._held.pop(chat), key=lambda held: held.update_id):
-            self._held_ids.discard(update.update_id)
             if update.update_id in self._holds:
                 self._recovered.add(update.update_id)
             self.put_nowait(update)
@@ -126,7 +123,7 @@ class DurableUpdateQueue(asyncio.Queue[object]):
     async def handled(self, update: object) -> None:
         """Mark an update's handling finished (the update processor calls this); not one held
         back, which is still to be handled."""
-        if not isinstance(update, Update) or update.update_id in self._held_ids:
+        if not isinstance(update, Update) or update in self._held.get(_chat_of(update), ()):
             return
         self._to_mark.add(update.update_id)
         if self._marking:
