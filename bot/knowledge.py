@@ -19,6 +19,8 @@ Language = Literal["en", "zh"]
 LANGUAGES: tuple[Language, ...] = ("en", "zh")
 MAX_FILE_BYTES = 2 * 1024 * 1024
 _WIDE = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+# A line that starts an item of a list: "- ", "* ", "• ", "1. " or "1) ".
+_LIST_ITEM = re.compile(r"(?:[-*•]|\d{1,2}[.)])\s")
 Topic = Literal[
     "platform",
     "agency-exam",
@@ -44,14 +46,17 @@ def _not_blank(value: str) -> str:
 def unwrap(text: str) -> str:
     """Paragraphs as single lines: files are wrapped for editing, phones wrap for reading.
 
-    Lines are joined with a space, except between Chinese characters, which take none.
+    Lines are joined with a space, except between Chinese characters, which take none. An item
+    of a list ("- ", "1. ") starts a line of its own; the lines wrapped under it join it.
     """
     paragraphs = []
     for paragraph in re.split(r"\n\s*\n", text.strip()):
         joined = ""
         for line in paragraph.splitlines():
             line = line.strip()
-            if joined and line and not (_WIDE.match(joined[-1]) and _WIDE.match(line[0])):
+            if joined and _LIST_ITEM.match(line):
+                joined += "\n"
+            elif joined and line and not (_WIDE.match(joined[-1]) and _WIDE.match(line[0])):
                 joined += " "
             joined += line
         paragraphs.append(joined)

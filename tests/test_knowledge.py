@@ -123,6 +123,22 @@ def test_answers_are_unwrapped_into_paragraphs(tmp_path: Path) -> None:
     assert loaded.en.answer == "First line same paragraph.\n\nSecond."
 
 
+def test_list_items_in_an_answer_keep_their_own_lines(tmp_path: Path) -> None:
+    text = entry().replace(
+        "      answer: An answer.\n",
+        "      answer: |\n        Three kinds:\n\n"
+        "        - Invention: 20 years,\n          after examination.\n"
+        "        - Design: 15 years.\n        1. Then a numbered one.\n",
+    )
+    write(tmp_path, "a.yaml", text)
+    loaded = load_knowledge(tmp_path).get("a.one")
+    assert loaded is not None
+    assert loaded.en.answer == (
+        "Three kinds:\n\n- Invention: 20 years, after examination.\n- Design: 15 years.\n"
+        "1. Then a numbered one."
+    )
+
+
 def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", entry())
     broken = write(tmp_path, "b.yaml", "entries:\n  - id: b.one\n    topic: [unclosed\n")
