@@ -224,8 +224,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 settings.start_wait_seconds,
             )
             mode = "webhook" if settings.telegram_webhook_url else "long polling"
-            print(f"ipbot: running on Telegram ({mode}); Ctrl+C stops", file=sys.stderr)
-            return await telegram.serve(telegram.build_application(settings, services), settings)
+
+            def running(username: str) -> None:
+                line = f"ipbot: running on Telegram as @{username} ({mode}); Ctrl+C stops"
+                print(line, file=sys.stderr)
+
+            application = telegram.build_application(settings, services)
+            return await telegram.serve(application, settings, running)
         except InvalidToken:
             # PTB's message quotes the token: it stays out of the output.
             raise CommandError(

@@ -99,7 +99,16 @@ async def test_a_bot_started_while_telegram_is_out_of_reach_waits_for_it_then_an
     finally:
         bot.terminate()
         _, errors = await bot.communicate()
-    assert errors.decode().count("Telegram is not reachable yet (Bad Gateway)") == 2
+    lines = errors.decode().splitlines()
+    waits = [
+        n for n, line in enumerate(lines) if "Telegram is not reachable yet (Bad Gateway)" in line
+    ]
+    running = [n for n, line in enumerate(lines) if "running on Telegram" in line]
+    assert len(waits) == 2
+    # It says it is running only once Telegram has answered, and as which bot.
+    assert len(running) == 1
+    assert running[0] > waits[-1]
+    assert lines[running[0]].startswith("ipbot: running on Telegram as @ip_desk_bot (")
     assert bot.returncode == 0
 
 

@@ -134,8 +134,13 @@ def webhook_secret(settings: Settings) -> str:
     return hashlib.sha256(f"webhook:{token}".encode()).hexdigest()
 
 
-async def serve(application: Application, settings: Settings) -> int:
-    """Run until SIGINT/SIGTERM, by webhook if a public URL is set, else by long polling.
+async def serve(
+    application: Application,
+    settings: Settings,
+    on_reached: Callable[[str], object] = lambda _username: None,
+) -> int:
+    """Run until SIGINT/SIGTERM, by webhook if a public URL is set, else by long polling;
+    `on_reached` is given the bot's username once Telegram has answered.
 
     Returns the exit status: 1 if another process is already polling this bot's token.
     """
@@ -153,6 +158,7 @@ async def serve(application: Application, settings: Settings) -> int:
     try:
         if not await _reach_telegram(application.bot, settings.start_wait_seconds, stop):
             return 0
+        on_reached(application.bot.username)
         return await _serve_updates(application, settings, stop)
     finally:
         settings.pid_file.unlink(missing_ok=True)
