@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.request import BaseRequest, HTTPXRequest
 
+from bench.arguments import whole
 from bench.harness import telegram_limits
 from bench.report import figures, table
 from bot.channels.http import AiohttpRequest
@@ -77,9 +78,11 @@ async def cpu_per_request(
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=3000, help="requests per round")
-    parser.add_argument("--concurrency", type=int, default=64, help="requests under way at once")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per backend")
+    parser.add_argument("--requests", type=whole(1), default=3000, help="requests per round")
+    parser.add_argument(
+        "--concurrency", type=whole(1), default=64, help="requests under way at once"
+    )
+    parser.add_argument("--rounds", type=whole(1), default=3, help="rounds per backend")
     options = parser.parse_args()
 
     ours, theirs = multiprocessing.Pipe()

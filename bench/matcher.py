@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from arguments import positive, whole
 from rapidfuzz import fuzz, process, utils
 from synthetic import synthetic
 
@@ -39,11 +40,11 @@ LABELLED = Path(__file__).resolve().parent.parent / "tests" / "data" / "question
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--entries", type=int, default=1000)
+    parser.add_argument("--entries", type=whole(1), default=1000)
     parser.add_argument("--lang", choices=LANGUAGES)
-    parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--baseline-seconds", type=float, default=10.0)
-    parser.add_argument("--builds", type=int, default=5)
+    parser.add_argument("--queries", type=whole(1), default=1000)
+    parser.add_argument("--baseline-seconds", type=positive, default=10.0)
+    parser.add_argument("--builds", type=whole(1), default=5)
     arguments = parser.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 

@@ -30,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from bench.arguments import positive, whole
 from bench.database import add_database_options, scratch_database
 from bench.harness import (
     BotOptions,
@@ -304,8 +305,7 @@ async def run(args: argparse.Namespace) -> str:
                 samples.print(samples.take())
                 sampler = asyncio.create_task(samples.every(sample_every))
                 deadline = time.monotonic() + args.minutes * 60
-                workers = args.workers or max(4, math.ceil(args.rate))
-                await asyncio.gather(*(soak.run_until(deadline) for _ in range(workers)))
+                await asyncio.gather(*(soak.run_until(deadline) for _ in range(args.workers)))
                 sampler.cancel()
                 await asyncio.sleep(1)  # what the bot still had in hand
                 samples.print(samples.take())
@@ -361,22 +361,31 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--minutes", type=float, default=10, help="how long to send")
-    parser.add_argument("--rate", type=float, default=20, help="updates per second")
+    parser.add_argument("--minutes", type=positive, default=10, help="how long to send")
+    parser.add_argument("--rate", type=positive, default=20, help="updates per second")
     add_database_options(parser)
     add_bot_options(parser)
-    parser.add_argument("--talents", type=int, default=3000, help="distinct talents")
-    parser.add_argument("--experts", type=int, default=10, help="volunteer experts")
+    parser.add_argument("--talents", type=whole(1), default=3000, help="distinct talents")
+    parser.add_argument("--experts", type=whole(1), default=10, help="volunteer experts")
     parser.add_argument(
-        "--workers", type=int, help="conversations at once (default: one per update a second)"
+        "--workers",
+        type=whole(1),
+        help="conversations at once (default: one per update a second, at least 4)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=30, help="seconds to wait for each message"
+        "--timeout", type=positive, default=30, help="seconds to wait for each message"
     )
     parser.add_argument(
-        "--sample-seconds", type=float, help="between samples (default: 60, or 10 under 5 min)"
+        "--sample-seconds", type=positive, help="between samples (default: 60, or 10 under 5 min)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.workers = args.workers or max(4, math.ceil(args.rate))
+    if args.workers > args.talents:
+        parser.error(
+            f"--talents must be at least the conversations at once ({args.workers}, "
+            "--workers): a talent has one conversation at a time"
+        )
+    return args
 
 
 def main() -> None:

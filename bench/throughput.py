@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from bench.arguments import positive, whole
 from bench.database import add_database_options, scratch_database
 from bench.harness import (
     BotOptions,
@@ -256,19 +257,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_database_options(parser)
     add_bot_options(parser)
-    parser.add_argument("--updates", type=int, default=3000, help="questions to send")
-    parser.add_argument("--rate", type=float, help="send this many a second (open loop)")
+    parser.add_argument("--updates", type=whole(1), default=3000, help="questions to send")
+    parser.add_argument("--rate", type=positive, help="send this many a second (open loop)")
     parser.add_argument(
-        "--concurrency", type=int, default=32, help="talents waiting at once (closed loop)"
+        "--concurrency", type=whole(1), default=32, help="talents waiting at once (closed loop)"
     )
-    parser.add_argument("--chats", type=int, default=1000, help="distinct talents")
-    parser.add_argument("--warmup", type=int, default=200, help="questions before measuring")
+    parser.add_argument("--chats", type=whole(1), default=1000, help="distinct talents")
+    parser.add_argument("--warmup", type=whole(0), default=200, help="questions before measuring")
     parser.add_argument(
-        "--timeout", type=float, default=60, help="seconds to wait for the last replies"
+        "--timeout", type=positive, default=60, help="seconds to wait for the last replies"
     )
     parser.add_argument(
         "--processes",
-        type=int,
+        type=whole(1),
         default=1,
         help="bot processes behind a load balancer (webhook mode, PostgreSQL)",
     )

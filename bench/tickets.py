@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from sqlalchemy import func, select
 
+from bench.arguments import whole
 from bench.database import add_database_options, scratch_database
 from bench.harness import questions
 from bench.report import figures, percentile, table
@@ -226,10 +227,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_database_options(parser)
-    parser.add_argument("--tickets", type=int, default=2000, help="tickets to open and close")
-    parser.add_argument("--experts", type=int, default=50, help="experts working at once")
-    parser.add_argument("--talents", type=int, default=10, help="talents opening at once")
-    parser.add_argument("--limit", type=int, default=3, help="tickets an expert may hold")
+    parser.add_argument("--tickets", type=whole(1), default=2000, help="tickets to open and close")
+    parser.add_argument("--experts", type=whole(1), default=50, help="experts working at once")
+    parser.add_argument("--talents", type=whole(1), default=10, help="talents opening at once")
+    parser.add_argument("--limit", type=whole(1), default=3, help="tickets an expert may hold")
     return parser.parse_args(argv)
 
 

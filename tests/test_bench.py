@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
@@ -76,3 +78,41 @@ def test_http_benchmark_measures_both_backends_and_ends_with_their_figures() -> 
     lines = run("http.py", "--requests", "50", "--concurrency", "8", "--rounds", "1")
     assert lines[-1].startswith("requests=50 concurrency=8 ")
     assert re.search(r" httpx_cpu_ms=[\d.]+ aiohttp_cpu_ms=[\d.]+ ratio=[\d.]+$", lines[-1])
+
+
+@pytest.mark.parametrize(
+    ("script", "arguments", "said"),
+    [
+        (
+            "throughput.py",
+            ["--concurrency", "0"],
+            "argument --concurrency: must be at least 1, not 0",
+        ),
+        ("throughput.py", ["--rate", "0"], "argument --rate: must be a number above 0, not 0"),
+        (
+            "throughput.py",
+            ["--updates", "many"],
+            "argument --updates: 'many' is not a whole number",
+        ),
+        ("tickets.py", ["--experts", "0"], "argument --experts: must be at least 1, not 0"),
+        ("matcher.py", ["--entries", "-5"], "argument --entries: must be at least 1, not -5"),
+        ("http.py", ["--rounds", "0"], "argument --rounds: must be at least 1, not 0"),
+        ("soak.py", ["--minutes", "nan"], "argument --minutes: must be a number above 0, not nan"),
+        (
+            "soak.py",
+            ["--talents", "2", "--workers", "3"],
+            "--talents must be at least the conversations at once (3, --workers)",
+        ),
+    ],
+)
+def test_a_benchmark_refuses_a_size_that_would_leave_nothing_to_measure(
+    script: str, arguments: list[str], said: str
+) -> None:
+    finished = subprocess.run(
+        [sys.executable, str(BENCH / script), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 2
+    assert said in finished.stderr.splitlines()[-1]
