@@ -229,7 +229,9 @@ class _Turn:
         if not choices:
             return [self._say("no_choices")]
         if not 1 <= number <= len(choices):
-            return [self._say("choose_number", count=len(choices))]
+            # The list again, so that the next number is read against it.
+            buttons = [Button(label, payload) for label, payload in choices]
+            return [self._say("choose_number", buttons=buttons, count=len(choices))]
         _, payload = choices[number - 1]
         self.message.button = payload
         return await self._press(payload)

@@ -93,6 +93,18 @@ async def test_number_outside_the_list_names_the_valid_range(services: Services)
     assert f"1 to {len(choices.buttons)}" in reply.text
 
 
+async def test_a_number_after_one_outside_the_list_still_picks_from_it(
+    services: Services,
+) -> None:
+    [choices] = await say(services, "patent")
+    [again] = await say(services, "9")
+    assert again.buttons == choices.buttons
+    [answer] = await say(services, "1")
+    entry = services.matcher.knowledge.get(choices.buttons[0].payload.split(":")[2])
+    assert entry is not None
+    assert entry.en.question in answer.text
+
+
 async def test_number_without_a_list_asks_for_words(services: Services) -> None:
     await say(services, "hello")
     [reply] = await say(services, "3")
