@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from telegram.error import InvalidToken, NetworkError
 
 from bot import startup
+from bot.channels import TELEGRAM_USER_ID
 from bot.config import Settings, SettingsError, load_settings
 from bot.evaluation import (
     QuestionSetError,
@@ -48,6 +49,7 @@ from bot.services import build_services, thresholds_from
 from bot.store import Store, outage
 from bot.store.models import User
 from bot.store.tickets import Tickets
+from handlers import expert
 
 _T = TypeVar("_T")
 EXIT_PROBLEM = 1
@@ -392,6 +394,15 @@ def _experts_add(args: argparse.Namespace, settings: Settings) -> int:
     languages = [part.strip() for part in args.lang.split(",") if part.strip()]
     if not languages or set(languages) - {"en", "zh"}:
         raise CommandError(f"--lang: use en, zh or en,zh, not {args.lang!r}", EXIT_USAGE)
+    if args.channel == "telegram" and not TELEGRAM_USER_ID.fullmatch(args.id):
+        raise CommandError(
+            f"--id: a Telegram user id is a number, such as 123456789, not {args.id!r}", EXIT_USAGE
+        )
+    args.name = args.name.strip()
+    if not 1 <= len(args.name) <= expert.NAME_CHARS:
+        raise CommandError(
+            f"--name: give the name talents see, 1 to {expert.NAME_CHARS} characters", EXIT_USAGE
+        )
 
     async def run() -> None:
         store = Store.open(settings.database_url)
@@ -423,7 +434,10 @@ def _experts_list(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await store.close()
 
-    for user in _with_database(settings, run()):
+    experts = _with_database(settings, run())
+    if not experts:
+        print("no experts or staff yet: add them with `ipbot experts add`", file=sys.stderr)
+    for user in experts:
         specialties = ", ".join(user.specialties) or "every topic"
         state = "available" if user.available else "away"
         print(

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.channels import TELEGRAM_USER_ID
 from bot.paths import bundled, bundled_questions
 
 Language = Literal["en", "zh"]
@@ -102,6 +103,12 @@ class Settings(BaseSettings):
             if not channel or not external_id:
                 raise ValueError(
                     f"write each as channel:id, for example telegram:123, not {item!r}"
+                )
+            if channel.strip() == "telegram" and not TELEGRAM_USER_ID.fullmatch(
+                external_id.strip()
+            ):
+                raise ValueError(
+                    f"a Telegram user id is a number, such as telegram:123456789, not {item!r}"
                 )
         return value
 

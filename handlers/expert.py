@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 
 from markupsafe import Markup
 
+from bot.channels import TELEGRAM_USER_ID
 from bot.conversation import Button, Inbound, OutMessage, Recipient, Unreachable
 from bot.drafts import write_draft
 from bot.knowledge import TOPICS, Language
@@ -28,9 +29,8 @@ from bot.text import clean, record_number
 PAYLOAD_VERSION = "1"
 COMMANDS = ("queue", "mine", "claim", "release", "close", "available", "away")
 _TICKET_PREFIX = re.compile(r"^#?T-(\d+)\s+(.+)$", re.IGNORECASE | re.DOTALL)
-# What Telegram allows: a user id of 64 bits at most, a first name of 64 characters at most.
-_USER_ID = re.compile(r"[0-9]{1,19}")
-_NAME_CHARS = 64
+# The longest name talents see an expert by ("Expert Li"): as Telegram allows a first name.
+NAME_CHARS = 64
 _log = logging.getLogger(__name__)
 
 
@@ -312,7 +312,7 @@ class _Desk:
     async def add_expert(self, argument: str) -> list[OutMessage]:
         """Staff: `/addexpert <telegram id> <name> [specialty,specialty] [en,zh]`."""
         words = argument.split()
-        if len(words) < 2 or not _USER_ID.fullmatch(words[0]) or len(words[1]) > _NAME_CHARS:
+        if len(words) < 2 or not TELEGRAM_USER_ID.fullmatch(words[0]) or len(words[1]) > NAME_CHARS:
             return [self._say("add_expert_usage")]
         specialties = [s for s in (words[2].split(",") if len(words) > 2 else []) if s]
         languages = [s for s in (words[3].split(",") if len(words) > 3 else ["en", "zh"]) if s]

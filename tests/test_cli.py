@@ -205,6 +205,22 @@ def test_adding_an_expert_with_an_unknown_language_or_topic_is_refused(tmp_path:
     assert "invalid choice: 'cooking'" in wrong_topic.stderr
 
 
+def test_adding_an_expert_by_a_username_or_without_a_name_is_refused(tmp_path: Path) -> None:
+    username = ipbot("experts", "add", "--id", "@li_ming", "--name", "Li", cwd=tmp_path)
+    assert username.returncode == 2
+    assert "--id: a Telegram user id is a number, such as 123456789, not '@li_ming'" in (
+        username.stderr
+    )
+    blank = ipbot("experts", "add", "--id", "2001", "--name", "  ", cwd=tmp_path)
+    assert blank.returncode == 2
+    assert "--name: give the name talents see, 1 to 64 characters" in blank.stderr
+    too_long = ipbot("experts", "add", "--id", "2001", "--name", "L" * 65, cwd=tmp_path)
+    assert too_long.returncode == 2
+    listed = ipbot("experts", "list", cwd=tmp_path)
+    assert listed.stdout == ""
+    assert "no experts or staff yet" in listed.stderr
+
+
 def test_kb_reload_without_a_running_bot_says_so(tmp_path: Path) -> None:
     run = ipbot("kb", "reload", cwd=tmp_path)
     assert run.returncode == 1

@@ -37,6 +37,11 @@ def test_settings_are_read_from_a_dotenv_file(clean_environment: Path) -> None:
         ("CLARIFY_THRESHOLD", "95", "CLARIFY_THRESHOLD must not be above ANSWER_THRESHOLD_EN"),
         ("MAX_QUESTION_CHARS", "many", "MAX_QUESTION_CHARS: Input should be a valid integer"),
         ("STAFF_IDS", "telegram:1,12345", "STAFF_IDS: write each as channel:id"),
+        (
+            "STAFF_IDS",
+            "telegram:@li_ming",
+            "STAFF_IDS: a Telegram user id is a number, such as telegram:123456789",
+        ),
     ],
 )
 def test_a_wrong_setting_stops_with_one_line_naming_it(
