@@ -11,8 +11,9 @@ from tests.test_talent import payloads, say
 
 
 async def test_mydata_shows_what_is_stored(services: Services) -> None:
-    await say(services, "Can a foreigner take the patent agent exam?")
-    [reply] = await say(services, "/mydata")
+    await say(services, "Can a foreigner take the patent agent exam?", user="4242")
+    [reply] = await say(services, "/mydata", user="4242")
+    assert "Your id: 4242 (test)" in reply.text
     assert "Messages (your questions and the answers): 3" in reply.text
     assert "never see your Telegram id" in reply.text
 

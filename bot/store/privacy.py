@@ -16,6 +16,8 @@ ERASED = "[erased]"
 class Holdings:
     """Everything stored about one talent, counted."""
 
+    channel: str
+    external_id: str
     language: str
     first_name: str | None
     messages: int
@@ -37,6 +39,8 @@ async def holdings(tx: Transaction, user: User) -> Holdings:
         select(Ticket.id, Ticket.status).where(Ticket.talent_id == user.id).order_by(Ticket.id)
     )
     return Holdings(
+        channel=user.channel,
+        external_id=user.external_id,
         language=user.language,
         first_name=user.display_name,
         messages=messages or 0,
