@@ -33,3 +33,12 @@ async def test_stats_count_a_scripted_conversation_exactly(services: Services) -
     assert figures.median_minutes_to_claim < 1
     assert "answer          2" in stats_as_text(figures)
     assert "decision,handoff,1" in stats_as_csv(figures)
+
+
+async def test_stats_before_any_ticket_or_rating_say_none_yet(services: Services) -> None:
+    await say(services, "Can a foreigner take the patent agent exam?")
+    text = stats_as_text(await stats(services.store))
+    assert "median minutes to claim: none yet" in text
+    assert "median minutes to close: none yet" in text
+    assert "ratings per expert:\n  none yet" in text
+    assert "None" not in text
