@@ -242,6 +242,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError(
                 f"cannot reach Telegram ({settings.telegram_api_base_url}): {error}"
             ) from None
+        except telegram.WebhookRefused as error:
+            raise CommandError(str(error), EXIT_USAGE) from None
         finally:
             await services.store.close()
 

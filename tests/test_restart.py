@@ -6,6 +6,7 @@ for it, for a while.
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections import Counter
 from pathlib import Path
@@ -14,7 +15,7 @@ from sqlalchemy import select
 
 from bot.services import Services
 from bot.store.models import TicketMessage
-from tests.botapi import BotApiEmulator
+from tests.botapi import ApiError, BotApiEmulator
 from tests.test_telegram import BAD_GATEWAY, QUESTION
 
 
@@ -140,3 +141,43 @@ async def test_a_token_telegram_refuses_is_said_in_one_line_that_does_not_show_i
         "ipbot: Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather"
     )
     assert given not in errors.decode()
+
+
+async def test_a_webhook_telegram_refuses_is_said_in_one_line(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    refusal = "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+    emulator.fail("setWebhook", ApiError(400, refusal))
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    bot = await start_bot(
+        emulator, url, tmp_path, stderr=asyncio.subprocess.PIPE,
+        TELEGRAM_WEBHOOK_URL="http://desk.example.org", TELEGRAM_WEBHOOK_LISTEN="127.0.0.1",
+    )  # fmt: skip
+    _, errors = await asyncio.wait_for(bot.communicate(), 30)
+    assert bot.returncode == 2
+    assert errors.decode().splitlines() == [
+        "ipbot: Telegram refused TELEGRAM_WEBHOOK_URL (http://desk.example.org): "
+        "Bad webhook: an https url must be provided for webhook"
+    ]
+    assert not (tmp_path / "data" / "ipbot.pid").exists()
+
+
+async def test_a_webhook_port_another_program_holds_is_said_in_one_line(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+        bot = await start_bot(
+            emulator, url, tmp_path, stderr=asyncio.subprocess.PIPE,
+            TELEGRAM_WEBHOOK_URL="https://desk.example.org", TELEGRAM_WEBHOOK_LISTEN="127.0.0.1",
+            TELEGRAM_WEBHOOK_PORT=str(port),
+        )  # fmt: skip
+        _, errors = await asyncio.wait_for(bot.communicate(), 30)
+    assert bot.returncode == 2
+    assert errors.decode().splitlines() == [
+        "ipbot: cannot listen on TELEGRAM_WEBHOOK_LISTEN:TELEGRAM_WEBHOOK_PORT "
+        f"(127.0.0.1:{port}): Address already in use"
+    ]

@@ -137,10 +137,10 @@ def webhook_secret(settings: Settings) -> str:
 async def serve(
     application: Application,
     settings: Settings,
-    on_reached: Callable[[str], object] = lambda _username: None,
+    on_running: Callable[[str], object] = lambda _username: None,
 ) -> int:
     """Run until SIGINT/SIGTERM, by webhook if a public URL is set, else by long polling;
-    `on_reached` is given the bot's username once Telegram has answered.
+    `on_running` is given the bot's username once updates are coming in.
 
     Returns the exit status: 1 if another process is already polling this bot's token.
     """
@@ -158,8 +158,7 @@ async def serve(
     try:
         if not await _reach_telegram(application.bot, settings.start_wait_seconds, stop):
             return 0
-        on_reached(application.bot.username)
-        return await _serve_updates(application, settings, stop)
+        return await _serve_updates(application, settings, stop, on_running)
     finally:
         settings.pid_file.unlink(missing_ok=True)
 
@@ -185,7 +184,12 @@ async def _reach_telegram(bot: Bot, patience: float, stop: asyncio.Event) -> boo
     return reached
 
 
-async def _serve_updates(application: Application, settings: Settings, stop: asyncio.Event) -> int:
+async def _serve_updates(
+    application: Application,
+    settings: Settings,
+    stop: asyncio.Event,
+    on_running: Callable[[str], object],
+) -> int:
     """Serve updates until `stop` is set; the exit status."""
     outcome = {"status": 0}
 
@@ -207,27 +211,59 @@ async def _serve_updates(application: Application, settings: Settings, stop: asy
             await _services(application).tickets.appoint_staff(channel, external_id)
         await expert.redeliver(_services(application))
         await application.start()
-        # Updates a stopped process left unhandled. Those of one that died just now are leased
-        # to it a little longer: the inbox job takes them over when the lease runs out.
-        await _updates(application).recover(application.bot)
-        if settings.telegram_webhook_url:
-            await application.updater.start_webhook(
-                listen=settings.telegram_webhook_listen,
-                port=settings.telegram_webhook_port,
-                url_path=WEBHOOK_PATH,
-                secret_token=webhook_secret(settings),
-                webhook_url=settings.telegram_webhook_url.rstrip("/") + "/" + WEBHOOK_PATH,
-                allowed_updates=Update.ALL_TYPES,
-            )
-        else:
-            await application.updater.start_polling(
-                allowed_updates=Update.ALL_TYPES, error_callback=on_polling_error
-            )
-        await stop.wait()
-        await application.updater.stop()
-        await application.stop()
-        await step_down(application)
+        try:
+            # Updates a stopped process left unhandled. Those of one that died just now are
+            # leased to it a little longer: the inbox job takes them over when the lease ends.
+            await _updates(application).recover(application.bot)
+            if settings.telegram_webhook_url:
+                await _start_webhook(application, settings)
+            else:
+                await application.updater.start_polling(
+                    allowed_updates=Update.ALL_TYPES, error_callback=on_polling_error
+                )
+            on_running(application.bot.username)
+            await stop.wait()
+            await application.updater.stop()
+        finally:
+            await application.stop()
+            await step_down(application)
     return outcome["status"]
+
+
+class WebhookRefused(Exception):
+    """Updates cannot come by webhook: Telegram refused the address, or the port is taken."""
+
+
+async def _start_webhook(application: Application, settings: Settings) -> None:
+    """Listen for updates and ask Telegram to post them to TELEGRAM_WEBHOOK_URL."""
+    assert settings.telegram_webhook_url is not None
+    url = settings.telegram_webhook_url.rstrip("/") + "/" + WEBHOOK_PATH
+    address = f"{settings.telegram_webhook_listen}:{settings.telegram_webhook_port}"
+    secret = webhook_secret(settings)
+    try:
+        # Asked here first, so that a refusal is said in one line rather than in PTB's log of
+        # its own attempt (which asks again, to the same effect).
+        await application.bot.set_webhook(
+            url, secret_token=secret, allowed_updates=Update.ALL_TYPES
+        )
+        await application.updater.start_webhook(
+            listen=settings.telegram_webhook_listen,
+            port=settings.telegram_webhook_port,
+            url_path=WEBHOOK_PATH,
+            secret_token=secret,
+            webhook_url=url,
+            allowed_updates=Update.ALL_TYPES,
+        )
+    except BadRequest as error:
+        raise WebhookRefused(
+            f"Telegram refused TELEGRAM_WEBHOOK_URL ({settings.telegram_webhook_url}): "
+            f"{error.message}"
+        ) from None
+    except OSError as error:
+        raise WebhookRefused(
+            f"cannot listen on TELEGRAM_WEBHOOK_LISTEN:TELEGRAM_WEBHOOK_PORT ({address}): "
+            f"{error.strerror or error}"
+        ) from None
 
 
 class TelegramOutbox:
