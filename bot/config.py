@@ -19,7 +19,10 @@ SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 class Settings(BaseSettings):
     """Everything the bot can be told from outside."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty value ("TELEGRAM_WEBHOOK_URL=" in .env) means not set, as in most .env files.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     database_url: str = "sqlite+aiosqlite:///data/ipbot.sqlite3"
     # How long `ipbot run` waits at start for the database, then for Telegram, while either is

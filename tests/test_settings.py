@@ -16,6 +16,19 @@ def test_defaults_need_nothing_installed(clean_environment: Path) -> None:
     assert settings.default_language == "en"
 
 
+def test_a_setting_left_empty_counts_as_not_set(
+    clean_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (clean_environment / ".env").write_text("TELEGRAM_BOT_TOKEN=\nEXPERTS_GROUP_CHAT_ID=\n")
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_URL", "")
+    monkeypatch.setenv("DATABASE_URL", "")
+    settings = Settings()
+    assert settings.telegram_bot_token is None
+    assert settings.experts_group_chat_id is None
+    assert settings.telegram_webhook_url is None
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+
+
 def test_settings_are_read_from_a_dotenv_file(clean_environment: Path) -> None:
     (clean_environment / ".env").write_text("DEFAULT_LANGUAGE=zh\nANSWER_THRESHOLD_ZH=90\n")
     settings = Settings()
