@@ -13,6 +13,7 @@ from bot.channels import TELEGRAM_USER_ID
 from bot.paths import bundled, bundled_questions
 
 Language = Literal["en", "zh"]
+_WEB_ADDRESS = re.compile(r"https?://\S+")
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
 
@@ -72,7 +73,7 @@ class Settings(BaseSettings):
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org/bot"
-    telegram_webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    telegram_webhook_url: str | None = None
     telegram_webhook_listen: str = "0.0.0.0"
     telegram_webhook_port: int = Field(default=8443, gt=0, lt=65536)
     telegram_webhook_secret: SecretStr | None = None
@@ -96,6 +97,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"use one of {', '.join(d + '://' for d in SUPPORTED_DRIVERS)}, not {value!r}"
             )
+        return value
+
+    @field_validator("telegram_api_base_url", "telegram_webhook_url")
+    @classmethod
+    def _web_addresses(cls, value: str | None) -> str | None:
+        if value is not None and not _WEB_ADDRESS.fullmatch(value):
+            raise ValueError(f"use an http:// or https:// address, not {value!r}")
         return value
 
     @field_validator("staff_ids")

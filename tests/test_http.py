@@ -4,6 +4,7 @@ server. (Every Telegram test also goes through it, to the emulator.)"""
 import asyncio
 import contextlib
 import json
+import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -109,6 +110,15 @@ async def test_an_unreachable_bot_api_is_a_network_error(request_: AiohttpReques
         await request_.post(f"http://127.0.0.1:{free_port()}/bot/getMe")
     assert not isinstance(raised.value, TimedOut)
     assert "aiohttp.ClientConnectorError" in raised.value.message
+
+
+async def test_a_failed_request_does_not_show_the_bot_token(request_: AiohttpRequest) -> None:
+    token = "123456789:AAE-secretsecretsecretsecret_12345"
+    with pytest.raises(NetworkError) as raised:
+        await request_.post(f"api.example.org/bot{token}/getMe")
+    assert "aiohttp.InvalidUrlClientError" in raised.value.message
+    assert "bot<token>/getMe" in raised.value.message
+    assert token not in "".join(traceback.format_exception(raised.value))
 
 
 async def test_a_request_before_initialize_is_refused_with_a_clear_message() -> None:

@@ -51,6 +51,12 @@ def test_settings_are_read_from_a_dotenv_file(clean_environment: Path) -> None:
         ("MAX_QUESTION_CHARS", "many", "MAX_QUESTION_CHARS: Input should be a valid integer"),
         ("STAFF_IDS", "telegram:1,12345", "STAFF_IDS: write each as channel:id"),
         (
+            "TELEGRAM_API_BASE_URL",
+            "api.telegram.org/bot",
+            "TELEGRAM_API_BASE_URL: use an http:// or https:// address, not 'api.telegram.org/bot'",
+        ),
+        ("TELEGRAM_WEBHOOK_URL", "bot.example.org", "TELEGRAM_WEBHOOK_URL: use an http:// or"),
+        (
             "STAFF_IDS",
             "telegram:@li_ming",
             "STAFF_IDS: a Telegram user id is a number, such as telegram:123456789",

@@ -6,6 +6,7 @@ about a fifth less CPU per question. PTB keeps what a request means (its paramet
 answer's JSON, its errors); this module only carries it.
 """
 
+import re
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+# A bot token ("123456789:AAE…") where it stands in a request's URL: some errors quote the URL.
+_TOKEN = re.compile(r"\d+:[\w-]{20,}")
 
 
 class AiohttpRequest(BaseRequest):
@@ -105,7 +109,9 @@ class AiohttpRequest(BaseRequest):
         except TimeoutError as error:
             raise TimedOut from error
         except aiohttp.ClientError as error:
-            raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
+            # Not chained: the cause's own message may quote the token, and a log would show it.
+            said = _TOKEN.sub("<token>", f"aiohttp.{type(error).__name__}: {error}")
+            raise NetworkError(said) from None
 
     def _proxy_for(self, url: str) -> str | None:
         """The proxy the environment names for `url`, unless its host is exempt."""
