@@ -342,7 +342,19 @@ def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> _Sequen
     return sequence
 
 
+def _construct_timestamp(loader: _LineLoader, node: yaml.ScalarNode) -> object:
+    # A date that looks like one but is not ("2026-13-45") fails in Python's date, outside
+    # the parser's errors: said here as a problem at its line.
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError as error:
+        raise yaml.MarkedYAMLError(
+            problem=f"not a real date: {node.value} ({error})", problem_mark=node.start_mark
+        ) from None
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 

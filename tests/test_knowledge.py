@@ -147,6 +147,16 @@ def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
     assert "malformed YAML" in problem
 
 
+def test_an_impossible_date_names_file_and_line(tmp_path: Path) -> None:
+    text = entry().replace("reviewed: 2026-01-01", "reviewed: 2026-13-45")
+    path = write(tmp_path, "a.yaml", text)
+    [problem] = problems(tmp_path)
+    line = text.splitlines().index("    reviewed: 2026-13-45") + 1
+    assert problem == (
+        f"{path}:{line}: malformed YAML: not a real date: 2026-13-45 (month must be in 1..12)"
+    )
+
+
 def test_missing_language_names_the_entry_and_its_line(tmp_path: Path) -> None:
     text = entry()
     text = text[: text.index("    zh:")] + text[text.index("    sources:") :]
