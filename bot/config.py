@@ -1,6 +1,7 @@
 """Settings, read from the environment and `.env`; every one is documented in `.env.example`."""
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -109,15 +110,12 @@ class Settings(BaseSettings):
     @field_validator("staff_ids")
     @classmethod
     def _staff_ids_are_channel_ids(cls, value: str) -> str:
-        for item in filter(None, (part.strip() for part in value.split(","))):
-            channel, _, external_id = item.partition(":")
+        for item, channel, external_id in _channel_ids(value):
             if not channel or not external_id:
                 raise ValueError(
                     f"write each as channel:id, for example telegram:123, not {item!r}"
                 )
-            if channel.strip() == "telegram" and not TELEGRAM_USER_ID.fullmatch(
-                external_id.strip()
-            ):
+            if channel == "telegram" and not TELEGRAM_USER_ID.fullmatch(external_id):
                 raise ValueError(
                     f"a Telegram user id is a number, such as telegram:123456789, not {item!r}"
                 )
@@ -126,12 +124,7 @@ class Settings(BaseSettings):
     @property
     def staff(self) -> list[tuple[str, str]]:
         """The first staff, as (channel, id) pairs."""
-        return [
-            (channel.strip(), external_id.strip())
-            for channel, _, external_id in (
-                item.partition(":") for item in self.staff_ids.split(",") if item.strip()
-            )
-        ]
+        return [(channel, external_id) for _, channel, external_id in _channel_ids(self.staff_ids)]
 
     @field_validator("telegram_webhook_secret")
     @classmethod
@@ -172,3 +165,10 @@ def _one_line(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         problems.append(f"{setting}: {message}" if setting else message)
     return "invalid setting " + "; ".join(problems)
+
+
+def _channel_ids(value: str) -> Iterator[tuple[str, str, str]]:
+    """Each item of a comma-separated "channel:id" list, with its channel and id."""
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        channel, _, external_id = item.partition(":")
+        yield item, channel.strip(), external_id.strip()

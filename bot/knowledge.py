@@ -354,8 +354,8 @@ def _construct_timestamp(loader: _LineLoader, node: yaml.ScalarNode) -> object:
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 def _mappings(path: Path, raw: bytes, key: str, problems: list[Problem]) -> list[_Mapping]:

@@ -18,7 +18,7 @@ from bot.store.models import Feedback, Message, Ticket, User
 
 SIMILAR = 70.0
 # What the terminal report shows for a figure there is nothing yet to work out from.
-_NONE_YET = "  none yet"
+_NONE_YET = "none yet"
 
 
 @dataclass
@@ -165,7 +165,7 @@ def stats_as_text(figures: Stats) -> str:
     out += [
         f"  {entry:32} {helpful}/{total}"
         for entry, (helpful, total) in sorted(figures.helpful_by_entry.items())
-    ] or [_NONE_YET]
+    ] or [f"  {_NONE_YET}"]
     out.append("tickets:")
     out += [
         f"  {name:10} {figures.tickets.get(name, 0):6}" for name in ("opened", "claimed", "closed")
@@ -176,12 +176,12 @@ def stats_as_text(figures: Stats) -> str:
     out += [
         f"  {name:20} {average} ({count})"
         for name, (average, count) in sorted(figures.ratings_by_expert.items())
-    ] or [_NONE_YET]
+    ] or [f"  {_NONE_YET}"]
     return "\n".join(out)
 
 
 def _or_none_yet(minutes: float | None) -> str:
-    return _NONE_YET.strip() if minutes is None else str(minutes)
+    return _NONE_YET if minutes is None else str(minutes)
 
 
 def stats_as_csv(figures: Stats) -> str:
