@@ -26,6 +26,7 @@ from bot.text import detect_language
 from tests.botapi import BotApiEmulator, Limits, Sent, free_port
 
 UNLIMITED = 1_000_000.0
+FLOOR_BOT = Path(__file__).resolve().parent / "floor_bot.py"
 # `ipbot run` under cProfile, timed by CPU: with the cores shared, wall time would also count
 # the moments the bot was waiting for one.
 _PROFILED = """
@@ -169,6 +170,8 @@ class BotOptions:
     limits_enforced: bool
     profile: Path | None = None
     staff_ids: str = ""
+    # `bench/floor_bot.py` in `ipbot run`'s place: PTB alone, nothing stored or matched.
+    floor: bool = False
 
 
 class BotProcess:
@@ -233,9 +236,14 @@ class BotProcess:
     async def start(self, within: float = 60) -> None:
         """Start the bot and wait until it takes updates."""
         profile = self.options.profile
-        command = ["-c", _PROFILED.format(out=str(profile.resolve()))] if profile else []
+        if self.options.floor:
+            command = [str(FLOOR_BOT)]
+        elif profile:
+            command = ["-c", _PROFILED.format(out=str(profile.resolve()))]
+        else:
+            command = ["-m", "bot.cli", "run"]
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, *(command or ["-m", "bot.cli", "run"]),
+            sys.executable, *command,
             cwd=self.workdir, env=self.environment(),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip

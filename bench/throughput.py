@@ -6,11 +6,14 @@ per second, and the time from an update sent to its reply received.
 
     .venv/bin/python bench/throughput.py --database postgresql --rate 300 --updates 6000
     .venv/bin/python bench/throughput.py --database sqlite --mode polling --concurrency 64
+    .venv/bin/python bench/throughput.py --database postgresql --bot floor --concurrency 64
 
 With `--rate` updates are sent at that pace whatever the bot does (open loop); without it,
 `--concurrency` talents each send their next question once the last is answered (closed loop),
 which finds the most the bot can handle. `--limits telegram` makes the emulator enforce
-Telegram's send limits and sets the bot's pace to the same.
+Telegram's send limits and sets the bot's pace to the same. `--bot floor` runs the same PTB
+application answering every question with a fixed reply (`bench/floor_bot.py`), nothing
+stored or matched: the least any bot on this framework costs per update.
 """
 
 import sys
@@ -156,7 +159,9 @@ async def run(args: argparse.Namespace) -> str:
                 home = Path(folder) / f"bot{number}"
                 home.mkdir()
                 profile = args.profile if number == 0 else None
-                options = BotOptions(url, args.mode == "webhook", enforced, profile)
+                options = BotOptions(
+                    url, args.mode == "webhook", enforced, profile, floor=args.bot == "floor"
+                )
                 bots.append(BotProcess(emulator, options, home))
             try:
                 for bot in bots:
@@ -195,8 +200,8 @@ async def run(args: argparse.Namespace) -> str:
     offered = f"{args.rate:g}/s (open loop)" if args.rate else f"closed loop x{args.concurrency}"
     rows = [
         (
-            "database / mode / limits / processes",
-            f"{args.database} / {args.mode} / {args.limits} / {args.processes}",
+            "bot / database / mode / limits / processes",
+            f"{args.bot} / {args.database} / {args.mode} / {args.limits} / {args.processes}",
         ),
         ("load", f"{args.updates} questions, {args.chats} chats, {offered}"),
         ("sent per second", args.updates / max(load.last_sent - started, 1e-9)),
@@ -225,6 +230,7 @@ async def run(args: argparse.Namespace) -> str:
     for line in errors[:5]:
         print("  " + line)
     return figures(
+        bot=args.bot,
         database=args.database,
         mode=args.mode,
         limits=args.limits,
@@ -274,11 +280,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="bot processes behind a load balancer (webhook mode, PostgreSQL)",
     )
     parser.add_argument(
+        "--bot",
+        choices=("ipbot", "floor"),
+        default="ipbot",
+        help="ipbot: `ipbot run`; floor: the same PTB application answering every question "
+        "with a fixed reply, nothing stored or matched (bench/floor_bot.py)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="run the (first) bot under cProfile, stats to this file"
     )
     args = parser.parse_args(argv)
     if args.concurrency > args.chats:
         parser.error("--concurrency must not exceed --chats (a chat waits for one reply at once)")
+    if args.profile and args.bot == "floor":
+        parser.error("--profile profiles `ipbot run`: leave out --bot floor")
     if args.processes > 1 and args.mode != "webhook":
         parser.error("only one process may poll: use --mode webhook with --processes")
     return args

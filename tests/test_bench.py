@@ -62,6 +62,15 @@ def test_throughput_benchmark_answers_every_question_it_sends() -> None:
     assert " unanswered=0 errors=0 " in lines[-1]
 
 
+def test_throughput_benchmark_measures_the_framework_alone_with_the_floor_bot() -> None:
+    lines = run(
+        "throughput.py", "--bot", "floor", "--database", "sqlite", "--updates", "40",
+        "--warmup", "5", "--concurrency", "8", "--chats", "20",
+    )  # fmt: skip
+    assert lines[-1].startswith("bot=floor ")
+    assert " unanswered=0 errors=0 " in lines[-1]
+
+
 def test_ticket_benchmark_checks_every_ticket_was_claimed_and_closed_once() -> None:
     lines = run("tickets.py", "--database", "sqlite", "--tickets", "30", "--experts", "10")
     assert "check: every ticket claimed once and closed once" in lines

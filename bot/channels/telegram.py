@@ -31,6 +31,7 @@ from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, Telegr
 from telegram.ext import (
     AIORateLimiter,
     Application,
+    ApplicationBuilder,
     BaseUpdateProcessor,
     CallbackQueryHandler,
     ContextTypes,
@@ -60,19 +61,17 @@ WEBHOOK_PATH = "telegram"
 _log = logging.getLogger(__name__)
 
 
-def build_application(settings: Settings, services: Services) -> Application:
-    """The PTB application for the configured bot, wired to the handlers."""
+def application_builder(settings: Settings) -> ApplicationBuilder:
+    """PTB's builder for the configured bot: its token and Bot API address, requests over
+    aiohttp, and sends paced to Telegram's limits."""
     assert settings.telegram_bot_token is not None
-    lease = timedelta(seconds=settings.telegram_update_lease_seconds)
-    updates = DurableUpdateQueue(Inbox(services.store, lease))
-    application = (
+    return (
         Application.builder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
         .request(AiohttpRequest())
         # A long poll holds its connection, so it has one of its own.
         .get_updates_request(AiohttpRequest(connections=1))
-        .update_queue(updates)
         .rate_limiter(
             PacedRateLimiter(
                 chat_per_second=settings.telegram_chat_messages_per_second,
@@ -83,6 +82,16 @@ def build_application(settings: Settings, services: Services) -> Application:
                 max_retries=settings.telegram_max_retries,
             )
         )
+    )
+
+
+def build_application(settings: Settings, services: Services) -> Application:
+    """The PTB application for the configured bot, wired to the handlers."""
+    lease = timedelta(seconds=settings.telegram_update_lease_seconds)
+    updates = DurableUpdateQueue(Inbox(services.store, lease))
+    application = (
+        application_builder(settings)
+        .update_queue(updates)
         .concurrent_updates(ChatOrderedProcessor(on_handled=updates.handled))
         .build()
     )
