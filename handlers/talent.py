@@ -128,10 +128,15 @@ class _Turn:
             return await self._press(button)
         if not text:
             return [self._say("empty")]
-        if text.isdecimal() and len(text) <= _CHOICE_DIGITS:
-            return await self._pick_number(int(text))
         if text.startswith("/"):
             return await self._command(text)
+        ticket = await self.tx.ticket_of(self.user)
+        if ticket is not None:
+            # Whatever the talent types while a ticket is open is for the expert: a number is
+            # an answer to them ("2 patents"), not a pick from the consent buttons above.
+            return await self._add_to_ticket(ticket, text)
+        if text.isdecimal() and len(text) <= _CHOICE_DIGITS:
+            return await self._pick_number(int(text))
         limit = self.services.settings.max_question_chars
         if len(text) > limit:
             self._record(Decision("handoff"))
@@ -142,9 +147,6 @@ class _Turn:
             ]
         if not has_words(text):
             return [self._say("no_words")]
-        ticket = await self.tx.ticket_of(self.user)
-        if ticket is not None:
-            return await self._add_to_ticket(ticket, text)
         previous = await self.tx.previous_inbound(self.user, before=self.message.id)
         if previous is not None and (previous.button or "").startswith(f"{PAYLOAD_VERSION}:s:"):
             return await self._comment_on_rating(previous.button or "", text)

@@ -332,6 +332,26 @@ async def test_a_message_to_a_deleted_chat_closes_the_ticket_as_unreachable(
     assert "can no longer be reached" in told.text
 
 
+async def test_numbers_dates_emoji_and_long_messages_reach_the_expert_and_grant_nothing(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    expert, talent = await claimed_ticket(emulator, services, 2703, 3703)
+    await expert.send("How many patents do you hold in China?")
+    await talent.read()
+    for answer in ("2", "1", "👍", "2026-03-01", "The office action says: " + "novelty " * 200):
+        await talent.send(answer)
+        [relayed] = await expert.read()
+        assert relayed.text.endswith(answer.rstrip())
+    assert await talent.quiet(0.5) == []
+    async with services.store.transaction() as tx:
+        ticket = await tx.session.scalar(select(Ticket))
+        talent_user = await tx.session.scalar(select(User).where(User.external_id == "3703"))
+    assert ticket is not None
+    assert talent_user is not None
+    assert not ticket.contacts_shared
+    assert not talent_user.share_name
+
+
 async def test_writing_after_the_ticket_closed_reaches_nobody_and_says_so(
     bot: Application, emulator: BotApiEmulator, services: Services
 ) -> None:
