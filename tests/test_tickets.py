@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot.redact import mask_contacts
 from bot.store import Store
 from bot.store.models import Ticket, User, utcnow
 from bot.store.tickets import Tickets
@@ -131,3 +132,8 @@ async def test_two_hundred_tickets_and_twenty_experts_claim_each_ticket_once(
         per_expert[row.expert_id] = per_expert.get(row.expert_id, 0) + 1
     assert max(per_expert.values()) <= 10
     assert all(wins[row.id] == [row.expert_id] for row in rows)
+
+
+def test_a_date_is_not_hidden_as_a_phone_number_but_a_phone_number_is() -> None:
+    masked = mask_contacts("Opposition due 2026-03-01, call +86 138 0000 1111")
+    assert masked == "Opposition due 2026-03-01, call [phone hidden]"
