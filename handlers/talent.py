@@ -277,6 +277,9 @@ class _Turn:
             return [self._say("forget_cancelled")]
         if kind == "k" and argument in ("name", "contacts"):
             return await self._consent(argument)
+        if kind == "c":
+            # A Claim button in the experts' group, tapped by a member who is not an expert.
+            return [self._say("not_expert")]
         ticket_id, _, stars = argument.partition(":")
         rated = record_number(ticket_id)
         if kind == "s" and rated is not None and stars in ("1", "2", "3", "4", "5"):

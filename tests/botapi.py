@@ -609,17 +609,25 @@ class Phone:
         data = next(data for text, data in message.buttons if text == label)
         return await self.tap_data(message, data)
 
-    async def tap_data(self, message: Sent, data: str) -> dict[str, Any]:
+    async def tap_in_group(self, message: Sent, label: str) -> dict[str, Any]:
+        """Tap a button under one of the bot's messages in a group this user is in."""
+        data = next(data for text, data in message.buttons if text == label)
+        group = {"id": message.chat_id, "type": "supergroup", "title": "Experts"}
+        return await self.tap_data(message, data, chat=group)
+
+    async def tap_data(
+        self, message: Sent, data: str, chat: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Send a callback with any data, as a forged or stale button would."""
         query = {
             "id": self.emulator.new_callback_id(),
             "from": self.user,
-            "chat_instance": str(self.chat["id"]),
+            "chat_instance": str((chat or self.chat)["id"]),
             "data": data,
             "message": {
                 "message_id": message.message_id,
                 "date": int(time.time()),
-                "chat": self.chat,
+                "chat": chat or self.chat,
                 "from": {"id": 123456, "is_bot": True, "first_name": "IP Desk"},
                 "text": message.text,
             },

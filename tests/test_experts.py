@@ -272,6 +272,32 @@ async def test_with_no_expert_available_the_experts_group_sees_the_ticket(
     assert announcement.buttons[0][1].startswith("1:c:")
 
 
+async def test_in_the_experts_group_each_tap_counts_and_the_case_card_comes_privately(
+    emulator: BotApiEmulator, services: Services
+) -> None:
+    group_id = -100124
+    settings = telegram_settings(emulator, experts_group_chat_id=group_id)
+    services.settings = settings
+    app = build_application(settings, services)
+    await start_polling(app)
+    try:
+        await ask_for_an_expert(emulator.phone(3403))
+        await emulator.wait_for(lambda: bool(emulator.messages.get(group_id)))
+        [announcement] = emulator.messages[group_id]
+        member, expert = emulator.phone(4403, "Member"), emulator.phone(2403, "Sun")
+        await member.tap_in_group(announcement, claim_label(announcement))
+        [refused] = await member.read()
+        assert "for volunteer experts" in refused.text
+        await services.tickets.enrol("telegram", "2403", "Sun", specialties=["agency-exam"])
+        await expert.tap_in_group(announcement, claim_label(announcement))
+        [card] = await expert.read()
+    finally:
+        await stop(app)
+    assert "#T-" in card.text
+    assert QUESTION in card.text
+    assert emulator.messages[group_id] == [announcement]
+
+
 async def test_a_talent_may_let_the_expert_see_their_name_and_contacts(
     bot: Application, emulator: BotApiEmulator, services: Services
 ) -> None:

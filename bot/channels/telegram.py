@@ -26,7 +26,7 @@ from telegram import (
     Update,
     User,
 )
-from telegram.constants import MessageLimit, ParseMode
+from telegram.constants import ChatType, MessageLimit, ParseMode
 from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -601,6 +601,10 @@ async def _reply(
         replies = await services.store.retrying(lambda: route(inbound, services))
         for reply in replies:
             await outbox.send_to_chat(chat_id, reply)
+    except Forbidden as error:
+        # Blocked since, or (tapping in the experts' group) never started a chat with the bot.
+        _log.info("Update %s not answered: chat %s refuses the bot (%s)", update.update_id,
+                  chat_id, error)  # fmt: skip
     except NetworkError as error:
         if isinstance(error, BadRequest):
             raise
@@ -647,16 +651,23 @@ async def _on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def _on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None
-    chat_id = query.message.chat.id if query.message else query.from_user.id
+    tapper = query.from_user.id
+    chat = query.message.chat if query.message else None
     message_id = query.message.message_id if query.message else 0
     # The user's app sends the data, so it may be forged: control characters go (PostgreSQL
     # refuses NUL in text), as from anything typed.
     data = clean(query.data or "")
+    # The same button tapped twice is one event: the second tap is not answered again.
+    key = f"tap:{chat.id if chat else tapper}:{message_id}:{data}"
+    if chat is not None and chat.type != ChatType.PRIVATE:
+        # In the experts' group each member's tap is their own, and what it brings (a case
+        # card) is for them alone: it goes to their private chat with the bot.
+        key = f"tap:{chat.id}:{message_id}:{tapper}:{data}"
+        chat = None
     inbound = Inbound(
         channel=CHANNEL,
-        user_key=str(query.from_user.id),
-        # The same button tapped twice is one event: the second tap is not answered again.
-        message_key=f"tap:{chat_id}:{message_id}:{data}",
+        user_key=str(tapper),
+        message_key=key,
         button=data,
         language_hint=query.from_user.language_code,
         display_name=query.from_user.first_name,
@@ -667,7 +678,7 @@ async def _on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         # Answering only stops the spinner on the button, so the tap is acted on all the same:
         # one handled again later is too old to answer, and Telegram may be out of reach.
         _log.info("Could not answer the tap on message %s: %s", message_id, error)
-    await _reply(update, context, chat_id, inbound)
+    await _reply(update, context, chat.id if chat else tapper, inbound)
 
 
 _CONTENT_KINDS: Sequence[str] = (
