@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from telegram.error import InvalidToken, NetworkError
 
-from bot import startup
+from bot import pidfile, startup
 from bot.channels import TELEGRAM_USER_ID
 from bot.config import Settings, SettingsError, load_settings
 from bot.evaluation import (
@@ -242,7 +242,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError(
                 f"cannot reach Telegram ({settings.telegram_api_base_url}): {error}"
             ) from None
-        except telegram.WebhookRefused as error:
+        except (telegram.WebhookRefused, pidfile.PidFileError) as error:
             raise CommandError(str(error), EXIT_USAGE) from None
         finally:
             await services.store.close()
@@ -355,13 +355,14 @@ def _recent_questions(settings: Settings) -> list[str] | None:
 
 
 def _kb_reload(args: argparse.Namespace, settings: Settings) -> int:
+    missing = f"no running bot found (PID_FILE {settings.pid_file}): start it with `ipbot run`"
+    pid = pidfile.running(settings.pid_file)
+    if pid is None:
+        raise CommandError(missing)
     try:
-        pid = int(settings.pid_file.read_text().strip())
         os.kill(pid, signal.SIGHUP)
-    except (OSError, ValueError):
-        raise CommandError(
-            f"no running bot found (PID_FILE {settings.pid_file}): start it with `ipbot run`"
-        ) from None
+    except OSError:
+        raise CommandError(missing) from None
     print(f"asked the bot (process {pid}) to reload {settings.knowledge_dir}; staff are told")
     return 0
 

@@ -181,3 +181,57 @@ async def test_a_webhook_port_another_program_holds_is_said_in_one_line(
         "ipbot: cannot listen on TELEGRAM_WEBHOOK_LISTEN:TELEGRAM_WEBHOOK_PORT "
         f"(127.0.0.1:{port}): Address already in use"
     ]
+
+
+async def ipbot(*arguments: str, cwd: Path) -> tuple[int, str]:
+    """An `ipbot` command's exit status and standard output and error together."""
+    command = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", *arguments, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await command.communicate()
+    assert command.returncode is not None
+    return command.returncode, output.decode()
+
+
+async def test_kb_reload_signals_the_running_bot_never_a_program_a_stale_pid_file_names(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    bot = await start_bot(emulator, url, tmp_path)
+    try:
+        phone = emulator.phone(3303)
+        await phone.send(QUESTION)
+        await phone.read(within=30)
+        status, output = await ipbot("kb", "reload", cwd=tmp_path)
+        assert status == 0
+        assert f"asked the bot (process {bot.pid})" in output
+    finally:
+        bot.kill()
+        await bot.wait()
+    # Killed, the bot left its pid file, and its number now belongs to another program.
+    other = await asyncio.create_subprocess_exec("sleep", "30")
+    try:
+        (tmp_path / "data" / "ipbot.pid").write_text(str(other.pid))
+        status, output = await ipbot("kb", "reload", cwd=tmp_path)
+        await asyncio.sleep(0.2)
+        assert other.returncode is None
+    finally:
+        other.kill()
+        await other.wait()
+    assert status == 1
+    assert "no running bot found" in output
+
+
+async def test_a_pid_file_that_cannot_be_written_is_said_in_one_line(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    bot = await start_bot(
+        emulator, url, tmp_path, stderr=asyncio.subprocess.PIPE, PID_FILE="/proc/nope/ipbot.pid"
+    )
+    _, errors = await asyncio.wait_for(bot.communicate(), 30)
+    assert bot.returncode == 2
+    assert errors.decode().splitlines() == [
+        "ipbot: cannot write PID_FILE (/proc/nope/ipbot.pid): No such file or directory"
+    ]

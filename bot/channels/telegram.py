@@ -9,7 +9,6 @@ running by long polling or by webhook, each update stored until handled (see `up
 import asyncio
 import hashlib
 import logging
-import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -39,7 +38,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import sla, startup
+from bot import pidfile, sla, startup
 from bot.channels.http import AiohttpRequest
 from bot.channels.updates import DurableUpdateQueue
 from bot.config import Settings
@@ -162,14 +161,14 @@ async def serve(
         signal.SIGHUP,
         lambda: application.create_task(reload_and_tell(_services(application))),
     )
-    settings.pid_file.parent.mkdir(parents=True, exist_ok=True)
-    settings.pid_file.write_text(str(os.getpid()))
-    try:
+    with pidfile.held(settings.pid_file) as holding:
+        if not holding:
+            _log.info(
+                "Another process holds %s: `ipbot kb reload` signals that one", settings.pid_file
+            )
         if not await _reach_telegram(application.bot, settings.start_wait_seconds, stop):
             return 0
         return await _serve_updates(application, settings, stop, on_running)
-    finally:
-        settings.pid_file.unlink(missing_ok=True)
 
 
 async def _reach_telegram(bot: Bot, patience: float, stop: asyncio.Event) -> bool:
