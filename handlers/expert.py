@@ -399,17 +399,16 @@ class _Desk:
             rating = tuple(
                 Button(str(stars), f"{PAYLOAD_VERSION}:s:{ticket.id}:{stars}") for stars in range(1, 6)
             )  # fmt: skip
-            await send_to(
-                self.services,
-                talent,
-                OutMessage(
-                    text=self.services.templates.render(
-                        language, "closed_talent", ticket=ticket.id, summary=summary
-                    ),
-                    language=language,
-                    buttons=rating,
+            asked = OutMessage(
+                text=self.services.templates.render(
+                    language, "closed_talent", ticket=ticket.id, summary=summary
                 ),
+                language=language,
+                buttons=rating,
             )
+            # Kept in the talent's conversation, so that typing "5" rates as tapping 5 does.
+            await self.tickets.note_said(talent, asked)
+            await send_to(self.services, talent, asked)
         draft = Button(self._label("draft"), f"{PAYLOAD_VERSION}:d:{ticket_id}")
         return [self._say("closed", buttons=[draft], ticket=ticket_id)]
 

@@ -378,6 +378,25 @@ async def test_numbers_dates_emoji_and_long_messages_reach_the_expert_and_grant_
     assert not talent_user.share_name
 
 
+async def test_a_typed_rating_counts_and_a_question_after_it_is_answered_not_kept(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    expert, talent = await claimed_ticket(emulator, services, 2704, 3704)
+    await expert.send("/close 1 Explained the exam rules")
+    await expert.read()
+    await talent.read()
+    await talent.send("4")
+    [thanks] = await talent.read()
+    assert "Thank you for rating" in thanks.text
+    await talent.send(QUESTION)
+    [answer] = await talent.read()
+    assert "Foreign Permanent Residence ID Card" in answer.text
+    async with services.store.transaction() as tx:
+        ticket = await tx.session.scalar(select(Ticket))
+    assert ticket is not None
+    assert (ticket.rating, ticket.rating_comment) == (4, None)
+
+
 async def test_writing_after_the_ticket_closed_reaches_nobody_and_says_so(
     bot: Application, emulator: BotApiEmulator, services: Services
 ) -> None:

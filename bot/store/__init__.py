@@ -45,6 +45,20 @@ def typed_talent_questions(*columns: Any) -> Select[Any]:
     )
 
 
+def outgoing(user_id: int, channel: str, said: OutMessage, **fields: Any) -> Message:
+    """What the bot says to a user, as the conversation keeps it (with its buttons, so that a
+    number typed next picks from them)."""
+    return Message(
+        user_id=user_id,
+        channel=channel,
+        direction="out",
+        text=said.text,
+        buttons=[[button.label, button.payload] for button in said.buttons] or None,
+        language=said.language,
+        **fields,
+    )
+
+
 class DuplicateInbound(Exception):
     """This inbound's channel key was seen before: it has been handled already."""
 
@@ -206,16 +220,7 @@ class Transaction:
         """Store what the bot says to `inbound`; `decision` holds the matcher's fields for an
         answer."""
         stored = [
-            Message(
-                user_id=inbound.user_id,
-                channel=inbound.channel,
-                reply_to=inbound.id,
-                direction="out",
-                text=reply.text,
-                buttons=[[button.label, button.payload] for button in reply.buttons] or None,
-                language=reply.language,
-                **decision,
-            )
+            outgoing(inbound.user_id, inbound.channel, reply, reply_to=inbound.id, **decision)
             for reply in replies
         ]
         self.session.add_all(stored)

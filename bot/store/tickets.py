@@ -10,7 +10,8 @@ from typing import Literal
 
 from sqlalchemy import func, select, update
 
-from bot.store import Store, typed_talent_questions
+from bot.conversation import OutMessage
+from bot.store import Store, outgoing, typed_talent_questions
 from bot.store.models import (
     Announcement,
     AuditEvent,
@@ -143,6 +144,13 @@ class Tickets:
                 return None
             await tx.audit(by, "close", f"T-{ticket_id}", reason=reason)
             return await tx.session.get(Ticket, ticket_id)
+
+    async def note_said(self, user: User, message: OutMessage) -> None:
+        """Keep something the bot says to a user outside a reply to them (the rating asked
+        for when their ticket closes) in their conversation, so that typing a number picks
+        from its buttons as from any reply's."""
+        async with self.store.transaction() as tx:
+            tx.session.add(outgoing(user.id, user.channel, message))
 
     async def get(self, ticket_id: int) -> Ticket | None:
         async with self.store.transaction() as tx:
