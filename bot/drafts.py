@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.knowledge import TOPICS
+from bot.knowledge import DRAFT_ID_PREFIX, DRAFT_PLACEHOLDER, DRAFT_SOURCE_NOTE, TOPICS
 
 DRAFTS = "drafts"
 
@@ -22,15 +22,15 @@ def write_draft(
     """Write the draft entry for a closed ticket and queue its question for the labelled set."""
     folder = knowledge_dir / DRAFTS
     folder.mkdir(parents=True, exist_ok=True)
-    entry_id = f"draft.ticket-{ticket}"
+    entry_id = f"{DRAFT_ID_PREFIX}ticket-{ticket}"
     other = "zh" if language == "en" else "en"
     entry = {
         "id": entry_id,
         "topic": topic if topic in TOPICS else "service",
         language: {"question": question, "alternates": [], "answer": answer},
-        other: {"question": "TODO", "alternates": [], "answer": "TODO"},
+        other: {"question": DRAFT_PLACEHOLDER, "alternates": [], "answer": DRAFT_PLACEHOLDER},
         "sources": [
-            {"title": f"Volunteer expert's answer to ticket #T-{ticket}: cite the official source"}
+            {"title": f"Volunteer expert's answer to ticket #T-{ticket}: {DRAFT_SOURCE_NOTE}"}
         ],
         "reviewed": date.today(),
         "related": [],

@@ -37,10 +37,24 @@ Topic = Literal[
 TOPICS: tuple[str, ...] = get_args(Topic)
 
 
+# What a draft written from an expert's answer (`bot/drafts.py`) leaves for staff to fill
+# in: a set still holding any of it is not loaded.
+DRAFT_ID_PREFIX = "draft."
+DRAFT_PLACEHOLDER = "TODO"
+DRAFT_SOURCE_NOTE = "cite the official source"
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be empty")
     return value.strip()
+
+
+def _written(value: str) -> str:
+    value = _not_blank(value)
+    if value == DRAFT_PLACEHOLDER:
+        raise ValueError(f"still the draft's {DRAFT_PLACEHOLDER}: write it")
+    return value
 
 
 def unwrap(text: str) -> str:
@@ -84,7 +98,7 @@ class Text(BaseModel):
     answer: str
     more: str | None = None
 
-    _required = field_validator("question", "answer")(_not_blank)
+    _required = field_validator("question", "answer")(_written)
 
     @field_validator("answer", "more")
     @classmethod
@@ -116,6 +130,20 @@ class Entry(BaseModel):
     reviewed: date
     related: tuple[str, ...] = ()
     region: Literal["china", "abroad"] = "china"
+
+    @field_validator("id")
+    @classmethod
+    def _lasting(cls, value: str) -> str:
+        if value.startswith(DRAFT_ID_PREFIX):
+            raise ValueError("still the draft's id: give the entry the id it will keep")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _cited(cls, sources: tuple[Source, ...]) -> tuple[Source, ...]:
+        if any(DRAFT_SOURCE_NOTE in source.title for source in sources):
+            raise ValueError("still the draft's note: name the official source")
+        return sources
 
     def text(self, language: Language) -> Text:
         """This entry in `language`."""

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.drafts import write_draft
 from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
 from bot.paths import bundled
 
@@ -241,3 +242,16 @@ def test_a_binary_file_and_a_tab_are_reported_with_their_line(tmp_path: Path) ->
     found = problems(tmp_path)
     assert any("binary.yaml:2: malformed YAML" in p for p in found)
     assert any("tabs.yaml:3: malformed YAML" in p for p in found)
+
+
+def test_a_draft_moved_in_unedited_is_refused_with_what_to_fill_in(tmp_path: Path) -> None:
+    draft = write_draft(tmp_path, 7, "Can my employer claim my patent?", "Usually not.", None, "en")
+    moved = draft.rename(tmp_path / "ticket-7.yaml")
+    assert problems(tmp_path) == [
+        f"{moved}:2: entry 'draft.ticket-7': id: still the draft's id: give the entry the id "
+        "it will keep",
+        f"{moved}:9: entry 'draft.ticket-7': zh.question: still the draft's TODO: write it",
+        f"{moved}:11: entry 'draft.ticket-7': zh.answer: still the draft's TODO: write it",
+        f"{moved}:12: entry 'draft.ticket-7': sources: still the draft's note: name the "
+        "official source",
+    ]
