@@ -83,11 +83,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(error, file=sys.stderr)
         return EXIT_PROBLEM
+    except QuestionSetError as error:
+        print(f"ipbot: the labelled questions (LABELLED_QUESTIONS): {error}", file=sys.stderr)
+        return EXIT_PROBLEM
     except CommandError as error:
         print(f"ipbot: {error}", file=sys.stderr)
         return error.code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader (`| head`) stopped reading: what is left to print goes nowhere, quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PROBLEM
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -306,10 +313,20 @@ def _kb_check(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{directory}: {len(knowledge)} entries, version {knowledge.version}: no problems")
     if directory.resolve() == settings.knowledge_dir.resolve():
         return 0
-    deployed = _matcher(settings)
+    try:
+        deployed = _matcher(settings)
+    except KnowledgeError as error:
+        count = len(error.problems)
+        print(
+            f"\nthe serving set ({settings.knowledge_dir}) does not load "
+            f"({count} problem{'s' * (count != 1)}), so there is nothing to compare with:\n{error}"
+        )
+        return 0
     edited = Matcher(knowledge, deployed.thresholds, deployed.calibration)
-    if settings.labelled_questions is not None and settings.labelled_questions.is_file():
-        questions = read_question_set(settings.labelled_questions, deployed.knowledge)
+    if settings.labelled_questions is not None:
+        questions = read_question_set(
+            settings.labelled_questions, deployed.knowledge, edited.knowledge
+        )
         found = changes(deployed, edited, [item.q for item in questions])
         before = summarise(questions, evaluate(deployed, questions))["all"]
         after = summarise(questions, evaluate(edited, questions))["all"]

@@ -62,8 +62,9 @@ class QuestionSetError(Exception):
     """The question file cannot be read; the message says where and why."""
 
 
-def read_question_set(path: Path, knowledge: KnowledgeBase) -> list[LabelledQuestion]:
-    """Read and check a labelled question file."""
+def read_question_set(path: Path, *knowledge: KnowledgeBase) -> list[LabelledQuestion]:
+    """Read and check a labelled question file: each expected id must be an entry of one of
+    the knowledge bases given (the serving set and an edit of it, which may add entries)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
@@ -79,7 +80,8 @@ def read_question_set(path: Path, knowledge: KnowledgeBase) -> list[LabelledQues
         if not isinstance(item, dict) or not isinstance(item.get("q"), str) or "expect" not in item:
             raise QuestionSetError(f'{path}:{number}: expected {{"q": "...", "expect": ...}}')
         expect = item["expect"]
-        if expect is not None and (not isinstance(expect, str) or knowledge.get(expect) is None):
+        known = isinstance(expect, str) and any(kb.get(expect) for kb in knowledge)
+        if expect is not None and not known:
             raise QuestionSetError(f"{path}:{number}: unknown entry id {expect!r}")
         questions.append(LabelledQuestion(item["q"], expect))
     return questions

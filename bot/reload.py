@@ -54,7 +54,7 @@ def reload(services: Services, force: bool = False) -> Outcome:
     if knowledge.version == current.knowledge.version:
         return Outcome("unchanged", knowledge.version)
     candidate = Matcher(knowledge, current.thresholds, current.calibration)
-    questions = _labelled(services, current)
+    questions = _labelled(services, current, candidate)
     before, after = _accuracy(questions, current), _accuracy(questions, candidate)
     if (
         not force
@@ -85,14 +85,16 @@ def follow(services: Services, version: str) -> bool:
     return True
 
 
-def _labelled(services: Services, serving: Matcher) -> list[LabelledQuestion] | None:
-    """The labelled questions, checked against the set now serving (an entry the edit
-    deleted then simply counts as not answered)."""
+def _labelled(
+    services: Services, serving: Matcher, edited: Matcher
+) -> list[LabelledQuestion] | None:
+    """The labelled questions, checked against the set now serving and its edit (an entry
+    only one of them has simply counts as not answered by the other)."""
     path = services.settings.labelled_questions
     if path is None or not path.is_file():
         return None
     try:
-        return read_question_set(path, serving.knowledge)
+        return read_question_set(path, serving.knowledge, edited.knowledge)
     except QuestionSetError as error:
         _log.warning("Labelled questions not usable for the reload check: %s", error)
         return None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.paths import bundled
+from bot.paths import bundled, bundled_questions
 from tests.conftest import PostgresDatabase
 
 
@@ -303,3 +303,59 @@ def test_report_alternates_offers_a_wording_picked_from_a_list(tmp_path: Path) -
     assert report.returncode == 0, report.stderr
     [row] = [line for line in report.stdout.splitlines()[2:] if line.startswith("| ")]
     assert row.endswith("| trademark | picked from a list |")
+
+
+def test_kb_check_of_a_new_entry_takes_its_labelled_question_along(tmp_path: Path) -> None:
+    edited = tmp_path / "edited"
+    shutil.copytree(bundled("knowledge"), edited)
+    question = "Is my novel protected in China without registering it?"
+    (edited / "new.yaml").write_text(
+        "entries:\n  - id: copyright.new-entry\n"
+        "    topic: copyright\n"
+        f"    en:\n      question: {question}\n      answer: Yes, automatically.\n"
+        "    zh:\n      question: 小说不登记受保护吗？\n      answer: 受保护，自动产生。\n"
+        "    sources:\n      - title: Copyright Law of the PRC\n"
+        "    reviewed: 2026-11-01\n",
+        encoding="utf-8",
+    )
+    labelled = tmp_path / "questions.jsonl"
+    labelled.write_text(
+        (bundled_questions() or Path()).read_text(encoding="utf-8")
+        + json.dumps({"q": question, "expect": "copyright.new-entry"})
+        + "\n",
+        encoding="utf-8",
+    )
+    run = ipbot("kb", "check", str(edited), cwd=tmp_path, LABELLED_QUESTIONS=str(labelled))
+    assert run.returncode == 0, run.stderr
+    assert "decisions change; correct direct answers" in run.stdout
+
+
+def test_kb_check_of_a_copy_says_when_the_serving_set_and_labelled_file_are_unusable(
+    tmp_path: Path,
+) -> None:
+    serving = tmp_path / "serving"
+    shutil.copytree(bundled("knowledge"), serving)
+    (serving / "broken.yaml").write_text("entries: [\n", encoding="utf-8")
+    fixed = tmp_path / "fixed"
+    shutil.copytree(bundled("knowledge"), fixed)
+    run = ipbot("kb", "check", str(fixed), cwd=tmp_path, KNOWLEDGE_DIR=str(serving))
+    assert run.returncode == 0, run.stderr
+    assert f"the serving set ({serving}) does not load (1 problem)" in run.stdout
+    missing = tmp_path / "typo.jsonl"
+    run = ipbot("kb", "check", str(fixed), cwd=tmp_path, LABELLED_QUESTIONS=str(missing))
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        f"ipbot: the labelled questions (LABELLED_QUESTIONS): {missing}: cannot read: "
+        f"[Errno 2] No such file or directory: '{missing}'"
+    ]
+
+
+def test_a_report_piped_into_a_reader_that_stops_ends_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    piped = subprocess.run(
+        f"{sys.executable} -m bot.cli kb export --json | head -c 10",
+        shell=True, capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    assert len(piped.stdout) == 10
+    assert piped.stderr == ""
