@@ -90,13 +90,15 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
+        # The URL may hold a password: what is said about it never shows one.
         try:
             url = make_url(value)
         except ArgumentError:
-            raise ValueError(f"not a database URL: {value!r}") from None
+            raise ValueError("not a database URL (DRIVER://USER@HOST/DATABASE)") from None
         if url.drivername not in SUPPORTED_DRIVERS:
+            shown = url.render_as_string(hide_password=True)
             raise ValueError(
-                f"use one of {', '.join(d + '://' for d in SUPPORTED_DRIVERS)}, not {value!r}"
+                f"use one of {', '.join(d + '://' for d in SUPPORTED_DRIVERS)}, not {shown!r}"
             )
         return value
 

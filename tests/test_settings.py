@@ -40,6 +40,11 @@ def test_settings_are_read_from_a_dotenv_file(clean_environment: Path) -> None:
     ("name", "value", "expected"),
     [
         ("DATABASE_URL", "mysql://root@localhost/db", "DATABASE_URL: use one of"),
+        (
+            "DATABASE_URL",
+            "postgres://ipbot:S3cret@db/ipbot",
+            "sqlite+aiosqlite://, postgresql+asyncpg://, not 'postgres://ipbot:***@db/ipbot'",
+        ),
         ("DATABASE_URL", "not a url at all", "DATABASE_URL: not a database URL"),
         ("DEFAULT_LANGUAGE", "fr", "DEFAULT_LANGUAGE: Input should be 'en' or 'zh'"),
         (
