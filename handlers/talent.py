@@ -273,6 +273,12 @@ class _Turn:
         if kind == "l" and argument in ("en", "zh"):
             return self._choose_language(argument)
         if kind == "f" and argument == "yes":
+            ticket = await self.tx.ticket_of(self.user)
+            if ticket is not None:
+                ticket_id, expert_id = ticket.id, ticket.expert_id
+                self.afterwards.append(
+                    lambda: expert.talent_forgot(ticket_id, expert_id, self.services)
+                )
             await privacy.forget(self.tx, self.user)
             self.forgotten = True
             return [self._say("forgotten")]

@@ -397,6 +397,37 @@ async def test_a_typed_rating_counts_and_a_question_after_it_is_answered_not_kep
     assert (ticket.rating, ticket.rating_comment) == (4, None)
 
 
+async def test_a_talent_who_is_forgotten_takes_their_ticket_off_every_expert_desk(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    expert, talent = await claimed_ticket(emulator, services, 2705, 3705)
+    await talent.send("/forget")
+    [confirm] = await talent.read()
+    await talent.tap(confirm, next(label for label, _ in confirm.buttons))
+    await talent.read()
+    [told] = await expert.read()
+    assert "asked the bot to erase their data; the ticket is closed" in told.text
+    waiting = emulator.phone(3706)
+    await ask_for_an_expert(waiting)
+    [announcement] = await expert.read()
+    await waiting.send("/forget")
+    [confirm] = await waiting.read()
+    await waiting.tap(confirm, next(label for label, _ in confirm.buttons))
+    await waiting.read()
+    await emulator.wait_for(lambda: not expert.received[announcement_index(expert)].buttons)
+    assert "is closed" in expert.received[announcement_index(expert)].text
+    await expert.send("/queue")
+    [queue] = await expert.read()
+    assert "#T-" not in queue.text
+    async with services.store.transaction() as tx:
+        statuses = set(await tx.session.scalars(select(Ticket.status)))
+    assert statuses == {"closed"}
+
+
+def announcement_index(expert: Phone) -> int:
+    return max(n for n, sent in enumerate(expert.received) if "#T-2" in sent.text)
+
+
 async def test_writing_after_the_ticket_closed_reaches_nobody_and_says_so(
     bot: Application, emulator: BotApiEmulator, services: Services
 ) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 
 from bot.store import Store, Transaction
-from bot.store.models import Feedback, Message, Notice, Ticket, TicketMessage, User
+from bot.store.models import Feedback, Message, Notice, Ticket, TicketMessage, User, utcnow
 
 ERASED = "[erased]"
 
@@ -51,7 +51,8 @@ async def holdings(tx: Transaction, user: User) -> Holdings:
 
 
 async def forget(tx: Transaction, user: User) -> None:
-    """Erase a talent's messages and profile; their tickets stay, anonymised, for the figures.
+    """Erase a talent's messages and profile; their tickets stay, anonymised and closed, for
+    the figures.
 
     The user row is kept as an anonymous stub (a new random id, no name), so nothing links it
     to their channel account any more.
@@ -63,10 +64,18 @@ async def forget(tx: Transaction, user: User) -> None:
     await session.execute(
         update(TicketMessage).where(TicketMessage.sender_id == user.id).values(text=ERASED)
     )
+    # A ticket still waiting or being answered closes: nobody is left to answer.
+    await session.execute(
+        update(Ticket)
+        .where(Ticket.talent_id == user.id, Ticket.status != "closed")
+        .values(status="closed", closed_at=utcnow(), close_reason="forgotten")
+        .execution_options(synchronize_session=False)
+    )
     await session.execute(
         update(Ticket)
         .where(Ticket.talent_id == user.id)
         .values(question=ERASED, rating_comment=None)
+        .execution_options(synchronize_session=False)
     )
     user.external_id = f"forgotten-{uuid.uuid4().hex}"
     user.display_name = None
