@@ -62,6 +62,26 @@ async def test_a_claim_without_a_reply_reminds_then_returns_to_the_queue(
     assert "back in the queue" in told.text
 
 
+async def test_an_expert_who_claims_a_released_ticket_is_reminded_by_their_own_clock(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    first, talent = await claimed_ticket(emulator, services, 2104, 3103)
+    await first.send("Let me check")
+    await talent.read()
+    await first.send("/release 1")
+    await first.read()
+    await talent.read()
+    await services.tickets.enrol("telegram", "2105", "Zhou", specialties=["agency-exam"])
+    second = emulator.phone(2105)
+    await second.send("/claim 1")
+    await second.read()
+    await talent.read()
+    actions = [a for a, _ in await sla.check(services, utcnow() + timedelta(minutes=61))]
+    assert actions == ["reminded"]
+    [reminder] = await second.read()
+    assert "waiting for your first reply" in reminder.text
+
+
 async def test_a_silent_talent_is_nudged_and_the_ticket_closes_itself(
     bot: Application, emulator: BotApiEmulator, services: Services
 ) -> None:
@@ -126,6 +146,7 @@ async def test_nothing_waits_to_be_sent_to_a_talent_who_was_forgotten(
     [confirm] = await talent.read()
     await talent.tap_data(confirm, "1:f:yes")
     await talent.read()
-    assert [a for a, _ in await sla.check(services, utcnow() + timedelta(hours=25))] == ["nudged"]
+    # Forgetting closed the ticket: the talent is not nudged, and nothing waits for them.
+    assert await sla.check(services, utcnow() + timedelta(hours=25)) == []
     async with services.store.transaction() as tx:
         assert await tx.session.scalar(select(func.count()).select_from(Notice)) == 0
