@@ -362,6 +362,7 @@ class _Desk:
         ticket = await self.tickets.get(ticket_id)
         talent = await self.tickets.user(before.talent_id)
         if ticket is not None and talent is not None:
+            await self._taken(ticket, talent, to)
             card = await _Desk(self.services, to, _language_of(to))._case_card(ticket, talent)
             await send_to(self.services, to, card)
         return [self._say("reassigned", ticket=ticket_id, name=to.display_name or external_id)]
@@ -376,21 +377,17 @@ class _Desk:
         talent = await self.tickets.user(ticket.talent_id) if ticket else None
         if ticket is None or talent is None:
             return [self._say("claim_missing", ticket=ticket_id)]
-        await self._withdraw_announcements(ticket)
-        talent_language = _language_of(talent)
-        await send_to(
-            self.services,
-            talent,
-            OutMessage(
-                text=self.services.templates.render(
-                    talent_language,
-                    "expert_took",
-                    expert=_expert_label(self.services, talent_language, self.expert),
-                ),
-                language=talent_language,
-            ),
-        )
+        await self._taken(ticket, talent, self.expert)
         return [await self._case_card(ticket, talent)]
+
+    async def _taken(self, ticket: Ticket, talent: User, holder: User) -> None:
+        """`holder` now has the ticket: its Claim buttons go, and the talent is told who."""
+        await self._withdraw_announcements(ticket, holder)
+        language = _language_of(talent)
+        text = self.services.templates.render(
+            language, "expert_took", expert=_expert_label(self.services, language, holder)
+        )
+        await send_to(self.services, talent, OutMessage(text=text, language=language))
 
     async def release(self, ticket_id: int) -> list[OutMessage]:
         ticket = await self.tickets.get(ticket_id)
@@ -410,9 +407,20 @@ class _Desk:
     async def close(self, ticket_id: int, summary: str) -> list[OutMessage]:
         if not summary:
             return [self._say("expert_usage", command="close")]
+        before = await self.tickets.get(ticket_id)
         ticket = await self.tickets.close(ticket_id, self.expert, summary)
-        if ticket is None:
+        if ticket is None or before is None:
             return [self._say("not_your_ticket", ticket=ticket_id)]
+        holder = None
+        if before.expert_id is not None and before.expert_id != self.expert.id:
+            holder = await self.tickets.user(before.expert_id)
+        if holder is not None:
+            # Staff closed a ticket an expert was answering: the expert hears it from the bot.
+            language = _language_of(holder)
+            text = self.services.templates.render(
+                language, "closed_by_staff", ticket=ticket_id, summary=summary
+            )
+            await send_to(self.services, holder, OutMessage(text=text, language=language))
         talent = await self.tickets.user(ticket.talent_id)
         if talent is not None:
             language = _language_of(talent)
@@ -507,14 +515,14 @@ class _Desk:
             buttons=[Button(self._label("release"), f"{PAYLOAD_VERSION}:r:{ticket.id}")],
         )
 
-    async def _withdraw_announcements(self, ticket: Ticket) -> None:
-        """Replace every Claim button for this ticket with "taken"."""
+    async def _withdraw_announcements(self, ticket: Ticket, holder: User) -> None:
+        """Replace every Claim button for this ticket with "taken" (or "yours", for `holder`)."""
         outbox = self.services.outbox
         if outbox is None:
             return
         for expert, ref in await self.tickets.announcements(ticket.id):
             language = _language_of(expert)
-            key = "announcement_yours" if expert.id == self.expert.id else "announcement_taken"
+            key = "announcement_yours" if expert.id == holder.id else "announcement_taken"
             text = self.services.templates.render(language, key, **_summary(ticket))
             try:
                 await outbox.edit(_recipient(expert), ref, OutMessage(text=text, language=language))

@@ -325,7 +325,7 @@ async def test_a_talent_may_let_the_expert_see_their_name_and_contacts(
 async def test_staff_reassign_a_ticket_and_both_experts_are_told(
     bot: Application, emulator: BotApiEmulator, services: Services
 ) -> None:
-    first, _talent = await claimed_ticket(emulator, services, 2601, 3601)
+    first, talent = await claimed_ticket(emulator, services, 2601, 3601)
     await services.tickets.enrol("telegram", "2602", "Feng")
     await services.tickets.appoint_staff("telegram", "2603")
     staff, second = emulator.phone(2603), emulator.phone(2602)
@@ -336,6 +336,23 @@ async def test_staff_reassign_a_ticket_and_both_experts_are_told(
     assert "gave #T-1 to another expert" in away.text
     [card] = await second.read()
     assert "Ticket #T-1" in card.text
+    [told] = await talent.read()
+    assert "Expert Feng" in told.text
+    assert "is now looking at your question" in told.text
+
+
+async def test_staff_closing_a_ticket_an_expert_holds_tell_that_expert(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    holder, talent = await claimed_ticket(emulator, services, 2604, 3604)
+    await services.tickets.appoint_staff("telegram", "2605")
+    staff = emulator.phone(2605)
+    await staff.send("/close 1 Handled by phone")
+    await staff.read()
+    [told] = await holder.read()
+    assert told.text == "Staff closed #T-1, which you held: Handled by phone"
+    [rate] = await talent.read()
+    assert rate.text.startswith("Your question #T-1 has been closed: Handled by phone")
 
 
 async def test_a_question_with_a_deadline_goes_ahead_in_the_queue(services: Services) -> None:
@@ -409,7 +426,7 @@ async def test_a_talent_who_is_forgotten_takes_their_ticket_off_every_expert_des
     assert "asked the bot to erase their data; the ticket is closed" in told.text
     waiting = emulator.phone(3706)
     await ask_for_an_expert(waiting)
-    [announcement] = await expert.read()
+    await expert.read()
     await waiting.send("/forget")
     [confirm] = await waiting.read()
     await waiting.tap(confirm, next(label for label, _ in confirm.buttons))

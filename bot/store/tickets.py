@@ -48,6 +48,11 @@ class Relay:
 _UNDELIVERED = (TicketMessage.delivered_at.is_(None), TicketMessage.recipient_id.is_not(None))
 
 
+# What one expert did with a ticket, cleared when it passes to another (or back to the
+# queue): the next one is reminded, and the talent nudged, by their own clock.
+_NEW_HOLDER: dict[str, None] = {"first_reply_at": None, "reminded_at": None, "nudged_at": None}
+
+
 class Tickets:
     """Ticket operations, each in its own transaction."""
 
@@ -72,9 +77,7 @@ class Tickets:
                     .scalar_subquery()
                     < limit,
                 )
-                .values(
-                    status="claimed", expert_id=expert.id, claimed_at=utcnow(), reminded_at=None
-                )
+                .values(status="claimed", expert_id=expert.id, claimed_at=utcnow(), **_NEW_HOLDER)
                 .execution_options(synchronize_session=False)
             )
             if claimed.rowcount == 1:
@@ -95,7 +98,7 @@ class Tickets:
             moved = await tx.session.execute(
                 update(Ticket)
                 .where(Ticket.id == ticket_id, Ticket.status != "closed")
-                .values(status="claimed", expert_id=to.id, claimed_at=utcnow(), reminded_at=None)
+                .values(status="claimed", expert_id=to.id, claimed_at=utcnow(), **_NEW_HOLDER)
                 .execution_options(synchronize_session=False)
             )
             if moved.rowcount == 1:
@@ -118,7 +121,9 @@ class Tickets:
                     Ticket.status == "claimed",
                     Ticket.expert_id == expert.id,
                 )
-                .values(status="open", expert_id=None, claimed_at=None, announced_at=None)
+                .values(
+                    status="open", expert_id=None, claimed_at=None, announced_at=None, **_NEW_HOLDER
+                )
                 .execution_options(synchronize_session=False)
             )
             if released.rowcount == 1:
