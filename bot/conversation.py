@@ -18,13 +18,8 @@ class Button:
     payload: str
 
 
-@dataclass(frozen=True)
-class OutMessage:
-    """Something the bot says: HTML text (Telegram's subset) and the choices that go with it."""
-
-    text: str
-    language: Language
-    buttons: tuple[Button, ...] = field(default_factory=tuple)
+# What talents and experts can pass each other through the bot besides text.
+RELAYED_KINDS = ("photo", "document")
 
 
 @dataclass(frozen=True)
@@ -33,6 +28,17 @@ class Attachment:
 
     kind: str
     file_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OutMessage:
+    """Something the bot says: HTML text (Telegram's subset) and the choices that go with it;
+    with `attachment`, a photo or document a user sent, passed on after the text."""
+
+    text: str
+    language: Language
+    buttons: tuple[Button, ...] = field(default_factory=tuple)
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True)

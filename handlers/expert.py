@@ -14,14 +14,22 @@ from datetime import date, datetime, timedelta
 from markupsafe import Markup
 
 from bot.channels import TELEGRAM_USER_ID
-from bot.conversation import Button, Inbound, OutMessage, Recipient, Unreachable
+from bot.conversation import (
+    RELAYED_KINDS,
+    Attachment,
+    Button,
+    Inbound,
+    OutMessage,
+    Recipient,
+    Unreachable,
+)
 from bot.drafts import write_draft
 from bot.knowledge import TOPICS, Language
 from bot.redact import deadlines, mask_contacts
 from bot.reload import reload
 from bot.reports import stats, stats_as_text, unanswered
 from bot.services import Services
-from bot.store import DuplicateInbound, Transaction, notices
+from bot.store import DuplicateInbound, Transaction, notices, restored
 from bot.store.models import Notice, Ticket, User, utcnow
 from bot.store.tickets import Relay
 from bot.text import clean, record_number
@@ -57,7 +65,7 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
         return await desk.press(inbound.button)
     if text.startswith("/"):
         return await desk.command(text)
-    return await desk.relay(text, inbound.message_key)
+    return await desk.relay(text, inbound.message_key, inbound.attachment)
 
 
 async def tell_staff(services: Services, template: str, **context: object) -> None:
@@ -171,20 +179,22 @@ async def deliver(relay: Relay, services: Services) -> None:
     if outbox is None or ticket is None or sender is None or recipient is None:
         return
     language = _language_of(recipient)
+    words = _with_attachment(services, language, relay.text, relay.attachment)
     if sender.id == ticket.talent_id:
         text = services.templates.render(
             language,
             "relay_to_expert",
             talent=_talent_label(ticket, sender),
-            message=relay.text if ticket.contacts_shared else mask_contacts(relay.text),
+            message=words if ticket.contacts_shared else mask_contacts(words),
         )
     else:
         text = services.templates.render(
             language, "relay_to_talent", expert=_expert_label(services, language, sender),
-            message=relay.text,
+            message=words,
         )  # fmt: skip
+    message = OutMessage(text=text, language=language, attachment=relay.attachment)
     try:
-        await outbox.send(_recipient(recipient), OutMessage(text=text, language=language))
+        await outbox.send(_recipient(recipient), message)
     except Unreachable:
         await _unreachable(ticket, recipient, services)
         return
@@ -363,8 +373,12 @@ class _Desk:
         talent = await self.tickets.user(before.talent_id)
         if ticket is not None and talent is not None:
             await self._taken(ticket, talent, to)
-            card = await _Desk(self.services, to, _language_of(to))._case_card(ticket, talent)
-            await send_to(self.services, to, card)
+            desk = _Desk(self.services, to, _language_of(to))
+            for message in [
+                await desk._case_card(ticket, talent),
+                *await desk._case_files(ticket, talent),
+            ]:
+                await send_to(self.services, to, message)
         return [self._say("reassigned", ticket=ticket_id, name=to.display_name or external_id)]
 
     async def claim(self, ticket_id: int) -> list[OutMessage]:
@@ -378,7 +392,7 @@ class _Desk:
         if ticket is None or talent is None:
             return [self._say("claim_missing", ticket=ticket_id)]
         await self._taken(ticket, talent, self.expert)
-        return [await self._case_card(ticket, talent)]
+        return [await self._case_card(ticket, talent), *await self._case_files(ticket, talent)]
 
     async def _taken(self, ticket: Ticket, talent: User, holder: User) -> None:
         """`holder` now has the ticket: its Claim buttons go, and the talent is told who."""
@@ -466,8 +480,12 @@ class _Desk:
         await tell_staff(self.services, "draft_written", ticket=ticket_id, path=str(path))
         return [self._say("draft_done", ticket=ticket_id)]
 
-    async def relay(self, text: str, source_key: str) -> list[OutMessage]:
-        if not text:
+    async def relay(
+        self, text: str, source_key: str, attachment: Attachment | None = None
+    ) -> list[OutMessage]:
+        if attachment is not None and attachment.kind not in RELAYED_KINDS:
+            return [self._say("not_relayed_to_talent")]
+        if not text and attachment is None:
             return [
                 self._say("expert_help", limit=self._limit(), staff=self.expert.role == "staff")
             ]
@@ -481,12 +499,30 @@ class _Desk:
             return [self._say("which_ticket", tickets=[_summary(t) for t in held])]
         ticket = held[0]
         talent = await self.tickets.user(ticket.talent_id)
-        relay = await self.tickets.store_relay(ticket, self.expert, talent, text, source_key)
+        relay = await self.tickets.store_relay(
+            ticket, self.expert, talent, text, source_key, attachment
+        )
         if relay is None and self.again:
             relay = await self.tickets.undelivered_from(source_key)
         if relay is not None:
             await deliver(relay, self.services)
         return []
+
+    async def _case_files(self, ticket: Ticket, talent: User) -> list[OutMessage]:
+        """The photos and documents the talent put on the ticket, to follow its case card."""
+        files = []
+        for message in await self.tickets.ticket_messages(ticket.id):
+            attachment = restored(message.attachment)
+            if message.sender_id != talent.id or attachment is None:
+                continue
+            text = self.services.templates.render(
+                self.language,
+                "relay_to_expert",
+                talent=_talent_label(ticket, talent),
+                message=_with_attachment(self.services, self.language, message.text, attachment),
+            )
+            files.append(OutMessage(text=text, language=self.language, attachment=attachment))
+        return files
 
     async def _case_card(self, ticket: Ticket, talent: User) -> OutMessage:
         rejected = []
@@ -494,10 +530,12 @@ class _Desk:
             entry = self.services.matcher.knowledge.get(entry_id)
             if entry is not None and entry.text(self.language).question not in rejected:
                 rejected.append(entry.text(self.language).question)
+        added = [
+            m for m in await self.tickets.ticket_messages(ticket.id) if m.sender_id == talent.id
+        ]
         earlier = await self.tickets.recent_questions(talent, ticket) + [
-            m.text
-            for m in await self.tickets.ticket_messages(ticket.id)
-            if m.sender_id == talent.id
+            _with_attachment(self.services, self.language, m.text, restored(m.attachment))
+            for m in added
         ]
         words = " ".join([ticket.question, *earlier])
         show = (lambda s: s) if ticket.contacts_shared else mask_contacts
@@ -570,6 +608,15 @@ def _expert_label(services: Services, language: Language, expert: User) -> str:
 
 def _label(services: Services, language: Language, name: str, /, **context: object) -> str:
     return Markup(services.templates.label(language, name, **context)).unescape()
+
+
+def _with_attachment(
+    services: Services, language: Language, text: str, attachment: Attachment | None
+) -> str:
+    """A relayed message's words, marked "📎 photo" when a photo or document comes with it."""
+    if attachment is None:
+        return text
+    return f"{_label(services, language, 'attached', kind=attachment.kind)} {text}".rstrip()
 
 
 def _language_of(holder: User | Notice) -> Language:

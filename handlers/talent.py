@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from bot.conversation import Button, Inbound, OutMessage
+from bot.conversation import RELAYED_KINDS, Attachment, Button, Inbound, OutMessage
 from bot.intents import recognise
 from bot.knowledge import Entry, Language
 from bot.matching import Decision
@@ -22,7 +22,6 @@ from bot.text import clean, detect_language, has_words, record_number
 from handlers import expert
 
 PAYLOAD_VERSION = "1"
-KEPT_ATTACHMENTS = ("photo", "document")
 EXPERT_COMMANDS = ("queue", "mine", "claim", "release", "close", "available", "away")
 _CHOICE_DIGITS = 2
 
@@ -48,10 +47,7 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage] | Non
             language = _reply_language(user, written)
             message = await tx.accept(inbound, user, text, language)
             turn = _Turn(services, tx, user, message, language, inbound.display_name)
-            if inbound.attachment is not None and not text:
-                replies = [turn.not_text(inbound.attachment.kind)]
-            else:
-                replies = await turn.respond(inbound.button, text)
+            replies = await turn.respond(inbound.button, text, inbound.attachment)
             if not turn.forgotten:
                 await tx.record_replies(message, replies, **turn.decision_fields())
     except DuplicateInbound:
@@ -118,15 +114,12 @@ class _Turn:
         self.matcher = self.services.matcher
         self.forgotten = False
 
-    def not_text(self, kind: str) -> OutMessage:
-        """The reply to a photo, sticker, voice message …: photos and documents are kept (the
-        store has them) so an expert can see them if the talent asks for one."""
-        return self._say("not_text", kept=kind in KEPT_ATTACHMENTS, kind=kind)
-
-    async def respond(self, button: str | None, text: str) -> list[OutMessage]:
+    async def respond(
+        self, button: str | None, text: str, attachment: Attachment | None = None
+    ) -> list[OutMessage]:
         if button is not None:
             return await self._press(button)
-        if not text:
+        if not text and attachment is None:
             return [self._say("empty")]
         if text.startswith("/"):
             return await self._command(text)
@@ -134,7 +127,12 @@ class _Turn:
         if ticket is not None:
             # Whatever the talent types while a ticket is open is for the expert: a number is
             # an answer to them ("2 patents"), not a pick from the consent buttons above.
-            return await self._add_to_ticket(ticket, text)
+            return await self._add_to_ticket(ticket, text, attachment)
+        if attachment is not None and not text:
+            # Photos and documents are kept (the store has them): an expert the talent asks
+            # for sees them.
+            kept = attachment.kind in RELAYED_KINDS
+            return [self._say("not_text", kept=kept, kind=attachment.kind)]
         if text.isdecimal() and len(text) <= _CHOICE_DIGITS:
             return await self._pick_number(int(text))
         limit = self.services.settings.max_question_chars
@@ -395,14 +393,18 @@ class _Turn:
         await self.tx.audit(self.user, "consent", what)
         return [self._say(f"consent_{what}")]
 
-    async def _add_to_ticket(self, ticket: Ticket, text: str) -> list[OutMessage]:
-        """While a ticket is open, what the talent writes belongs to it: relayed to its expert
-        once stored, or kept for whoever claims it."""
+    async def _add_to_ticket(
+        self, ticket: Ticket, text: str, attachment: Attachment | None
+    ) -> list[OutMessage]:
+        """While a ticket is open, what the talent writes (or a photo or document they send)
+        belongs to it: relayed to its expert once stored, or kept for whoever claims it."""
+        if attachment is not None and attachment.kind not in RELAYED_KINDS:
+            return [self._say("not_relayed", kind=attachment.kind)]
         key = self.message.channel_key or str(self.message.id)
-        stored = await self.tx.add_to_ticket(ticket, self.user, text, key)
+        stored = await self.tx.add_to_ticket(ticket, self.user, text, key, attachment)
         if ticket.status != "claimed":
             return [self._say("added_to_ticket", ticket=ticket.id)]
-        relay = Relay(stored.id, ticket.id, self.user.id, stored.recipient_id, text)
+        relay = Relay.of(stored)
         self.afterwards.append(lambda: expert.deliver(relay, self.services))
         return []
 

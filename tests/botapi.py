@@ -23,6 +23,7 @@ import tornado.httpserver
 import tornado.web
 
 TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
 _SENDS = ("sendMessage", "editMessageText", "editMessageReplyMarkup")
 ALLOWED_TAGS = {
@@ -128,6 +129,8 @@ class Sent:
     message_id: int
     text: str
     buttons: list[tuple[str, str]] = field(default_factory=list)
+    # A photo or document sent by its file id (`text` is then its caption).
+    file: str | None = None
 
 
 class BotApiEmulator:
@@ -158,6 +161,8 @@ class BotApiEmulator:
         self._stalled: asyncio.Future[None] | None = None
         self.blocked: set[int] = set()
         self.deleted: set[int] = set()
+        # File ids users sent the bot: the only ones it may send back, as on Telegram.
+        self.files: set[str] = set()
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
@@ -202,6 +207,12 @@ class BotApiEmulator:
     async def deliver(self, update: dict[str, Any]) -> int | None:
         """Give an update to the bot: by webhook if one is set, else to `getUpdates`.
         Returns the webhook's HTTP status (None when queued for polling)."""
+        content = update.get("message") or {}
+        for kind in ("photo", "document"):
+            files = content.get(kind)
+            for file in files if isinstance(files, list) else [files] if files else []:
+                if isinstance(file, dict) and isinstance(file.get("file_id"), str):
+                    self.files.add(file["file_id"])
         if self.webhook_url:
             return await self.post_to_webhook(update, self.webhook_secret)
         self._updates.append(update)
@@ -396,12 +407,45 @@ class BotApiEmulator:
         self.answered_callbacks.add(query_id)
         return True
 
-    async def _api_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def _api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._send_file(params, "photo")
+
+    async def _api_sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._send_file(params, "document")
+
+    async def _send_file(self, params: dict[str, Any], kind: str) -> dict[str, Any]:
+        chat_id = self._reachable(params)
+        file_id = params.get(kind)
+        if file_id not in self.files:
+            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        caption = params.get("caption") or ""
+        if params.get("parse_mode") == "HTML":
+            caption = visible_text(caption)
+        if len(caption) > CAPTION_LIMIT:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        self._count_send(chat_id)
+        buttons = _buttons(params.get("reply_markup"))
+        sent = Sent(chat_id, next(self._message_ids), caption, buttons, file=file_id)
+        async with self._arrived:
+            self.messages[chat_id].append(sent)
+            self._arrived.notify_all()
+        message = self._message_json(sent, params)
+        message["caption"] = message.pop("text")
+        handle = {"file_id": file_id, "file_unique_id": file_id}
+        message[kind] = [handle | {"width": 1, "height": 1}] if kind == "photo" else handle
+        return message
+
+    def _reachable(self, params: dict[str, Any]) -> int:
+        """The chat a send is for, if the bot may send there."""
         chat_id = int(params["chat_id"])
         if chat_id in self.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
         if chat_id in self.deleted:
             raise ApiError(400, "Bad Request: chat not found")
+        return chat_id
+
+    async def _api_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = self._reachable(params)
         text, buttons = self._checked_content(params)
         self._count_send(chat_id)
         sent = Sent(chat_id, next(self._message_ids), text, buttons)

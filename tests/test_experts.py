@@ -445,6 +445,56 @@ def announcement_index(expert: Phone) -> int:
     return max(n for n, sent in enumerate(expert.received) if "#T-2" in sent.text)
 
 
+def photo(file_id: str) -> list[dict[str, object]]:
+    return [{"file_id": file_id, "file_unique_id": file_id, "width": 900, "height": 900}]
+
+
+def document(file_id: str) -> dict[str, object]:
+    return {"file_id": file_id, "file_unique_id": file_id, "file_name": "contract.pdf"}
+
+
+STICKER = {"file_id": "st", "file_unique_id": "st", "width": 512, "height": 512,
+           "is_animated": False, "is_video": False, "type": "regular"}  # fmt: skip
+
+
+async def test_photos_and_documents_pass_both_ways_and_earlier_ones_come_with_the_ticket(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    await services.tickets.enrol("telegram", "2706", "Qian", specialties=["agency-exam"])
+    expert, talent = emulator.phone(2706), emulator.phone(3707)
+    await talent.send_content(photo=photo("office-action"))
+    [kept] = await talent.read()
+    assert "they will see it" in kept.text
+    await ask_for_an_expert(talent)
+    [announcement] = await expert.read()
+    await expert.tap(announcement, claim_label(announcement))
+    card, earlier = await expert.read(2)
+    assert "📎 photo" in card.text
+    assert (earlier.text, earlier.file) == ("Talent #T-1: 📎 photo", "office-action")
+    await talent.read()
+
+    await talent.send_content(document=document("contract"), caption="my contract")
+    [relayed] = await expert.read()
+    assert (relayed.text, relayed.file) == ("Talent #T-1: 📎 document my contract", "contract")
+    await talent.send_content(sticker=STICKER)
+    [refused] = await talent.read()
+    assert "Your expert sees text, photos and documents only" in refused.text
+
+    await expert.send_content(photo=photo("form"), caption="Fill in this form")
+    [from_expert] = await talent.read()
+    assert from_expert.file == "form"
+    assert from_expert.text.endswith(": 📎 photo Fill in this form")
+    # With the expert's name before it, a caption as long as Telegram allows is too long for
+    # one: the words go first, then the photo.
+    await expert.send_content(photo=photo("form"), caption="x" * 1024)
+    words, alone = await talent.read(2)
+    assert words.text.endswith("x" * 1024)
+    assert (alone.text, alone.file) == ("", "form")
+    await expert.send_content(sticker=STICKER)
+    [told] = await expert.read()
+    assert "The talent sees text, photos and documents only" in told.text
+
+
 async def test_writing_after_the_ticket_closed_reaches_nobody_and_says_so(
     bot: Application, emulator: BotApiEmulator, services: Services
 ) -> None:

@@ -311,6 +311,9 @@ class TelegramOutbox:
     async def send_to_chat(self, chat_id: int, reply: OutMessage) -> int:
         """Send one reply as HTML; text over Telegram's limit goes out in several messages, the
         buttons with the last. Returns the last message's id."""
+        attachment = reply.attachment
+        if attachment is not None and attachment.file_id:
+            return await self._send_file(chat_id, reply, attachment)
         parts = split_html(reply.text)
         sent_id = 0
         for number, part in enumerate(parts, start=1):
@@ -323,6 +326,24 @@ class TelegramOutbox:
             )
             sent_id = sent.message_id
         return sent_id
+
+    async def _send_file(self, chat_id: int, reply: OutMessage, attachment: Attachment) -> int:
+        """A photo or document with the reply as its caption; a reply too long for a caption
+        goes first, as text. Returns the file's message id."""
+        caption: str | None = reply.text
+        if len(reply.text) > MessageLimit.CAPTION_LENGTH:
+            await self.send_to_chat(chat_id, replace(reply, attachment=None, buttons=()))
+            caption = None
+        # Telegram takes back a file it handed this bot by its id: nothing is downloaded.
+        send = self._bot.send_photo if attachment.kind == "photo" else self._bot.send_document
+        sent = await send(
+            chat_id,
+            attachment.file_id,
+            caption=caption,
+            parse_mode=ParseMode.HTML,
+            reply_markup=_keyboard(reply),
+        )
+        return sent.message_id
 
 
 def split_html(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:

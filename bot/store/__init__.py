@@ -4,6 +4,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from bot.conversation import Button, Inbound, OutMessage
+from bot.conversation import RELAYED_KINDS, Attachment, Button, Inbound, OutMessage
 from bot.knowledge import Language
 from bot.redact import deadlines
 from bot.store import migrate, outage
@@ -27,6 +28,8 @@ from bot.store.models import AuditEvent, Feedback, Message, Ticket, TicketMessag
 from bot.store.outage import Backoff, StoreUnavailable
 
 T = TypeVar("T")
+# Photos and documents a talent sent this recently go with the ticket they then open.
+KEPT_FILES_FOR = timedelta(days=1)
 # A pooled connection returned this recently is lent out again without a test round trip.
 _TRUSTED_IDLE_SECONDS = 1.0
 
@@ -43,6 +46,20 @@ def typed_talent_questions(*columns: Any) -> Select[Any]:
             Message.button.is_(None),
         )
     )
+
+
+def stored(attachment: Attachment | None) -> dict[str, str] | None:
+    """An attachment as the store keeps it."""
+    if attachment is None:
+        return None
+    return {"kind": attachment.kind, "file_id": attachment.file_id or ""}
+
+
+def restored(kept: dict[str, str] | None) -> Attachment | None:
+    """An attachment the store kept."""
+    if not kept:
+        return None
+    return Attachment(kept["kind"], kept.get("file_id") or None)
 
 
 def outgoing(user_id: int, channel: str, said: OutMessage, **fields: Any) -> Message:
@@ -200,11 +217,7 @@ class Transaction:
             direction="in",
             text=text,
             button=inbound.button,
-            attachment=(
-                {"kind": inbound.attachment.kind, "file_id": inbound.attachment.file_id or ""}
-                if inbound.attachment
-                else None
-            ),
+            attachment=stored(inbound.attachment),
             language=language,
         )
         self.session.add(message)
@@ -294,15 +307,22 @@ class Transaction:
         )
 
     async def add_to_ticket(
-        self, ticket: Ticket, sender: User, text: str, source_key: str
+        self,
+        ticket: Ticket,
+        sender: User,
+        text: str,
+        source_key: str,
+        attachment: Attachment | None = None,
     ) -> TicketMessage:
-        """Store a talent's message on their ticket: for its expert, or for whoever claims it."""
+        """Store a talent's message (and a photo or document with it) on their ticket: for its
+        expert, or for whoever claims it."""
         message = TicketMessage(
             ticket_id=ticket.id,
             sender_id=sender.id,
             recipient_id=ticket.expert_id if ticket.status == "claimed" else None,
             source_key=source_key,
             text=text,
+            attachment=stored(attachment),
         )
         self.session.add(message)
         ticket.last_talent_at = utcnow()
@@ -363,6 +383,42 @@ class Transaction:
             feedback.helpful = helpful
         await self.session.flush()
 
+    async def _bring_kept_files(self, user: User, ticket: Ticket) -> None:
+        """Put the photos and documents the talent sent in the last day, since their previous
+        ticket, on their new ticket: whoever claims it sees them."""
+        since = utcnow() - KEPT_FILES_FOR
+        previous = await self.session.scalar(
+            select(func.max(Ticket.created_at)).where(
+                Ticket.talent_id == user.id, Ticket.id != ticket.id
+            )
+        )
+        if previous is not None:
+            since = max(since, previous)
+        kept = await self.session.scalars(
+            select(Message)
+            .where(
+                Message.user_id == user.id,
+                Message.direction == "in",
+                Message.attachment.is_not(None),
+                Message.created_at >= since,
+            )
+            .order_by(Message.id)
+        )
+        for message in kept:
+            attachment = restored(message.attachment)
+            if attachment is None or attachment.kind not in RELAYED_KINDS:
+                continue
+            self.session.add(
+                TicketMessage(
+                    ticket_id=ticket.id,
+                    sender_id=user.id,
+                    source_key=f"kept:{message.id}",
+                    text=message.text,
+                    attachment=message.attachment,
+                )
+            )
+        await self.session.flush()
+
     async def request_expert(
         self, user: User, question: str, language: Language, topic: str | None
     ) -> tuple[Ticket, int, bool]:
@@ -381,6 +437,7 @@ class Transaction:
             )
             self.session.add(ticket)
             await self.session.flush()
+            await self._bring_kept_files(user, ticket)
         ahead = await self.session.scalar(
             select(func.count())
             .select_from(Ticket)

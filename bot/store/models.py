@@ -189,6 +189,8 @@ class TicketMessage(Base):
     recipient_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     source_key: Mapped[str] = mapped_column(String(128))
     text: Mapped[str] = mapped_column(Text)
+    # A photo or document passed on with the text (its caption): {"kind", "file_id"}.
+    attachment: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -10,8 +10,8 @@ from typing import Literal
 
 from sqlalchemy import func, select, update
 
-from bot.conversation import OutMessage
-from bot.store import Store, outgoing, typed_talent_questions
+from bot.conversation import Attachment, OutMessage
+from bot.store import Store, outgoing, restored, stored, typed_talent_questions
 from bot.store.models import (
     Announcement,
     AuditEvent,
@@ -35,12 +35,18 @@ class Relay:
     sender_id: int | None
     recipient_id: int | None
     text: str
+    attachment: Attachment | None = None
 
     @classmethod
     def of(cls, message: TicketMessage) -> "Relay":
         """The relay a stored ticket message makes."""
         return cls(
-            message.id, message.ticket_id, message.sender_id, message.recipient_id, message.text
+            message.id,
+            message.ticket_id,
+            message.sender_id,
+            message.recipient_id,
+            message.text,
+            restored(message.attachment),
         )
 
 
@@ -192,9 +198,16 @@ class Tickets:
             )
 
     async def store_relay(
-        self, ticket: Ticket, sender: User, recipient: User | None, text: str, source_key: str
+        self,
+        ticket: Ticket,
+        sender: User,
+        recipient: User | None,
+        text: str,
+        source_key: str,
+        attachment: Attachment | None = None,
     ) -> Relay | None:
-        """Write a relayed message before it is sent; None if this source was stored before."""
+        """Write a relayed message (and a photo or document with it) before it is sent; None
+        if this source was stored before."""
         async with self.store.transaction() as tx:
             seen = await tx.session.scalar(
                 select(TicketMessage.id).where(
@@ -209,6 +222,7 @@ class Tickets:
                 recipient_id=recipient.id if recipient else None,
                 source_key=source_key,
                 text=text,
+                attachment=stored(attachment),
             )
             tx.session.add(message)
             now = utcnow()
@@ -223,7 +237,7 @@ class Tickets:
                     .execution_options(synchronize_session=False)
                 )
             await tx.session.flush()
-            return Relay(message.id, ticket.id, sender.id, message.recipient_id, text)
+            return Relay.of(message)
 
     async def delivered(self, relay_id: int) -> None:
         """Mark a relayed message as shown to its recipient."""
