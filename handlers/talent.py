@@ -140,7 +140,10 @@ class _Turn:
             self._record(Decision("handoff"))
             return [
                 self._say(
-                    "too_long", buttons=[self._expert_button()], length=len(text), limit=limit
+                    "too_long",
+                    buttons=[self._expert_button(self.message)],
+                    length=len(text),
+                    limit=limit,
                 )
             ]
         if not has_words(text):
@@ -174,12 +177,15 @@ class _Turn:
                 Button(self._option_label(entry, decision), self._payload("e", entry.id))
                 for entry in options
             ]
-            choices.append(Button(self._label("none_of_these"), self._payload("o")))
+            choices.append(
+                Button(self._label("none_of_these"), self._payload("o", str(self.message.id)))
+            )
             template = f"clarify_{decision.ask}" if decision.ask else "clarify"
             return [self._say(template, buttons=choices)]
         if decision.out_of_scope is not None:
-            return [self._say("out_of_scope", buttons=[self._expert_button()])]
-        return [self._say("handoff_offer", buttons=[self._expert_button()], question=text)]
+            return [self._say("out_of_scope", buttons=[self._expert_button(self.message)])]
+        expert_button = self._expert_button(self.message)
+        return [self._say("handoff_offer", buttons=[expert_button], question=text)]
 
     def _option_label(self, entry: Entry, decision: Decision) -> str:
         """An option as the dimension asked about ("A patent"), or as its question."""
@@ -216,7 +222,7 @@ class _Turn:
                         self._label("related", question=question), self._payload("e", related.id)
                     )
                 )
-        buttons.append(self._expert_button())
+        buttons.append(self._expert_button(self.message))
         return self._say(
             "answer",
             buttons=buttons,
@@ -261,13 +267,17 @@ class _Turn:
             await self.tx.record_feedback(self.user, answered, helpful=kind == "y")
             if kind == "y":
                 return [self._say("feedback_thanks")]
-            return [self._say("feedback_sorry", buttons=[self._expert_button()])]
-        if kind == "x" and not argument:
-            return await self._request_expert()
-        if kind == "o" and not argument:
-            asked = await self.tx.last_question(self.user, before=self.message.id)
+            return [self._say("feedback_sorry", buttons=[self._expert_button(answered)])]
+        if kind in ("x", "o"):
+            # The button says which question it was shown under: an old one still hands that
+            # question over, not the latest.
+            asked = await self._asked(argument)
+            if kind == "x":
+                return await self._request_expert(asked)
             question = asked.text if asked is not None else ""
-            return [self._say("handoff_offer", buttons=[self._expert_button()], question=question)]
+            return [
+                self._say("handoff_offer", buttons=[self._expert_button(asked)], question=question)
+            ]
         if kind == "l" and argument in ("en", "zh"):
             return self._choose_language(argument)
         if kind == "f" and argument == "yes":
@@ -361,8 +371,14 @@ class _Turn:
         self.message.language = language
         return [self._say("language_set")]
 
-    async def _request_expert(self) -> list[OutMessage]:
-        asked = await self.tx.last_question(self.user, before=self.message.id)
+    async def _asked(self, argument: str) -> Message | None:
+        """The question a button names (one this talent typed), else their latest one."""
+        message_id = record_number(argument)
+        named = await self.tx.asked(self.user, message_id) if message_id is not None else None
+        return named or await self.tx.last_question(self.user, before=self.message.id)
+
+    async def _request_expert(self, asked: Message | None = None) -> list[OutMessage]:
+        asked = asked or await self.tx.last_question(self.user, before=self.message.id)
         question = asked.text if asked is not None else ""
         topic = None
         if asked is not None and asked.options:
@@ -416,8 +432,11 @@ class _Turn:
         ticket.rating_comment = text
         return [self._say("rating_comment")]
 
-    def _expert_button(self) -> Button:
-        return Button(self._label("expert"), self._payload("x"))
+    def _expert_button(self, question: Message | None = None) -> Button:
+        """ "Talk to an expert", naming the question it is shown under if the talent typed it
+        (an answer reached by a button hands over their latest typed question instead)."""
+        typed = question is not None and question.button is None and question.text
+        return Button(self._label("expert"), self._payload("x", str(question.id) if typed else ""))
 
     def _payload(self, kind: str, argument: str = "") -> str:
         return f"{PAYLOAD_VERSION}:{kind}:{argument}" if argument else f"{PAYLOAD_VERSION}:{kind}"

@@ -122,7 +122,8 @@ async def test_very_long_message_is_kept_whole_and_offered_an_expert(services: S
     text = "x" * 10_000
     [reply] = await say(services, text)
     assert "10000 characters" in reply.text
-    assert "1:x" in payloads(reply)
+    [question] = await stored(services, "in")
+    assert f"1:x:{question.id}" in payloads(reply)
     [question] = await stored(services, "in")
     assert question.text == text
 
@@ -151,7 +152,8 @@ async def test_unhelpful_answer_offers_an_expert_and_is_remembered(services: Ser
     [answer] = await say(services, "Can a foreigner take the patent agent exam?")
     not_helpful = next(p for p in payloads(answer) if p.startswith("1:n:"))
     [reply] = await say(services, button=not_helpful)
-    assert "1:x" in payloads(reply)
+    [question, _] = await stored(services, "in")
+    assert f"1:x:{question.id}" in payloads(reply)
     async with services.store.transaction() as tx:
         feedback = list(await tx.session.scalars(select(Feedback)))
     assert [(f.entry_id, f.helpful) for f in feedback] == [("agent-exam.foreigners", False)]
@@ -215,6 +217,21 @@ async def test_asking_for_an_expert_twice_keeps_one_ticket_with_the_question(
     assert tickets[0].status == "open"
 
 
+async def test_an_old_expert_button_hands_over_the_question_it_was_shown_under(
+    services: Services,
+) -> None:
+    [first] = await say(services, "Do I need a Chinese patent agency to file as a foreigner?")
+    await say(services, "Can a foreigner take the patent agent exam?")
+    not_helpful = next(p for p in payloads(first) if p.startswith("1:n:"))
+    [sorry] = await say(services, button=not_helpful)
+    expert_payload = next(p for p in payloads(sorry) if p.startswith("1:x"))
+    await say(services, button=expert_payload)
+    async with services.store.transaction() as tx:
+        [ticket] = list(await tx.session.scalars(select(Ticket)))
+    assert ticket.question == "Do I need a Chinese patent agency to file as a foreigner?"
+    assert ticket.topic == "patents"
+
+
 async def test_every_message_and_reply_is_stored(services: Services) -> None:
     await say(services, "/start")
     await say(services, "Can a foreigner take the patent agent exam?")
@@ -229,8 +246,8 @@ async def test_a_question_outside_ip_is_told_so_and_offered_an_expert(
     [reply] = await say(services, "How do I renew my residence permit?")
     assert "outside what I cover" in reply.text
     assert "12345" in reply.text
-    assert payloads(reply) == ["1:x"]
     [question] = await stored(services, "in")
+    assert payloads(reply) == [f"1:x:{question.id}"]
     assert question.action == "handoff"
 
 

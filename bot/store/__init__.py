@@ -294,6 +294,13 @@ class Transaction:
             .limit(1)
         )
 
+    async def asked(self, user: User, message_id: int) -> Message | None:
+        """A question this user typed, by id; None if it is not theirs or not a question."""
+        message = await self.session.get(Message, message_id)
+        if message is None or message.user_id != user.id or message.direction != "in":
+            return None
+        return message if message.button is None and message.action is not None else None
+
     async def staff(self) -> list[User]:
         """Every staff member."""
         return list(
