@@ -215,16 +215,19 @@ async def redeliver(services: Services) -> int:
     return len(pending)
 
 
-async def talent_forgot(ticket_id: int, expert_id: int | None, services: Services) -> None:
-    """The talent of a ticket asked to be forgotten, which closed it: the expert holding it is
-    told, and the Claim buttons shown for it say it is closed."""
+async def closed_by_talent(
+    ticket_id: int, expert_id: int | None, services: Services, why: str
+) -> None:
+    """The talent closed their ticket (withdrew it, or asked to be forgotten): the expert
+    holding it is told `why` (a template), and the Claim buttons shown for it say it is
+    closed."""
     tickets, outbox = services.tickets, services.outbox
     if outbox is None:
         return
     expert = await tickets.user(expert_id) if expert_id is not None else None
     if expert is not None:
         language = _language_of(expert)
-        text = services.templates.render(language, "talent_forgot", ticket=ticket_id)
+        text = services.templates.render(language, why, ticket=ticket_id)
         await send_to(services, expert, OutMessage(text=text, language=language))
     for shown, ref in await tickets.announcements(ticket_id):
         language = _language_of(shown)

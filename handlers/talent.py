@@ -285,13 +285,17 @@ class _Turn:
             if ticket is not None:
                 ticket_id, expert_id = ticket.id, ticket.expert_id
                 self.afterwards.append(
-                    lambda: expert.talent_forgot(ticket_id, expert_id, self.services)
+                    lambda: expert.closed_by_talent(
+                        ticket_id, expert_id, self.services, "talent_forgot"
+                    )
                 )
             await privacy.forget(self.tx, self.user)
             self.forgotten = True
             return [self._say("forgotten")]
         if kind == "f" and argument == "no":
             return [self._say("forget_cancelled")]
+        if kind == "w" and not argument:
+            return await self._withdraw()
         if kind == "k" and argument in ("name", "contacts"):
             return await self._consent(argument)
         if kind == "c":
@@ -341,6 +345,8 @@ class _Turn:
             ]
         if command == "expert":
             return await self._request_expert()
+        if command == "cancel":
+            return await self._withdraw()
         if command == "mydata":
             stored = await privacy.holdings(self.tx, self.user)
             return [self._say("mydata", stored=stored)]
@@ -390,11 +396,27 @@ class _Turn:
         if created:
             await self.tx.audit(self.user, "ticket-opened", f"T-{ticket.id}", topic=topic)
             self.afterwards.append(lambda: expert.announce(ticket.id, self.services))
-        consent = [
+        elif ticket.status == "claimed":
+            return [self._say("expert_already", ticket=ticket.id)]
+        buttons = [
             Button(self._label("share_name"), self._payload("k", "name")),
             Button(self._label("share_contacts"), self._payload("k", "contacts")),
+            Button(self._label("withdraw"), self._payload("w")),
         ]
-        return [self._say("expert_requested", buttons=consent, ticket=ticket.id, place=place)]
+        return [self._say("expert_requested", buttons=buttons, ticket=ticket.id, place=place)]
+
+    async def _withdraw(self) -> list[OutMessage]:
+        """The talent takes back their request for an expert: the ticket closes, and the bot
+        answers their questions again."""
+        ticket = await self.tx.ticket_of(self.user)
+        if ticket is None:
+            return [self._say("nothing_to_withdraw")]
+        ticket_id, expert_id = ticket.id, ticket.expert_id
+        await self.tx.withdraw(ticket, self.user)
+        self.afterwards.append(
+            lambda: expert.closed_by_talent(ticket_id, expert_id, self.services, "talent_withdrew")
+        )
+        return [self._say("withdrawn", ticket=ticket_id)]
 
     async def _consent(self, what: str) -> list[OutMessage]:
         """The talent lets their expert see their first name, or the contact details and

@@ -360,9 +360,13 @@ async def test_a_question_with_a_deadline_goes_ahead_in_the_queue(services: Serv
         calm = await tx.user("test", "calm", "en")
         rushed = await tx.user("test", "rushed", "en")
         await tx.request_expert(calm, "How do licences work?", "en", None)
-        await tx.request_expert(rushed, "My opposition deadline is in 2 weeks!", "en", None)
+        _, place, _ = await tx.request_expert(
+            rushed, "My opposition deadline is in 2 weeks!", "en", None
+        )
     waiting = await services.tickets.waiting()
     assert waiting[0].question == "My opposition deadline is in 2 weeks!"
+    # The talent is told the place the queue gives them.
+    assert place == 1
 
 
 async def test_a_message_to_a_deleted_chat_closes_the_ticket_as_unreachable(
@@ -493,6 +497,39 @@ async def test_photos_and_documents_pass_both_ways_and_earlier_ones_come_with_th
     await expert.send_content(sticker=STICKER)
     [told] = await expert.read()
     assert "The talent sees text, photos and documents only" in told.text
+
+
+async def test_a_talent_may_withdraw_a_request_waiting_or_claimed(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    expert, talent = await claimed_ticket(emulator, services, 2707, 3708)
+    await talent.send("/expert")
+    [already] = await talent.read()
+    assert "An expert already has your question #T-1" in already.text
+    await talent.send("/cancel")
+    [withdrawn] = await talent.read()
+    assert "Your request #T-1 is withdrawn" in withdrawn.text
+    [told] = await expert.read()
+    assert told.text == "The talent withdrew #T-1; the ticket is closed."
+    await talent.send(QUESTION)
+    [answer] = await talent.read()
+    assert "Foreign Permanent Residence ID Card" in answer.text
+    await talent.send("/cancel")
+    [nothing] = await talent.read()
+    assert "You have no request for an expert open" in nothing.text
+
+    waiting = emulator.phone(3709)
+    await ask_for_an_expert(waiting)
+    [announcement] = await expert.read()
+    queued = waiting.received[-1]
+    await waiting.tap(queued, "Withdraw my request")
+    [withdrawn] = await waiting.read()
+    assert "Your request #T-2 is withdrawn" in withdrawn.text
+    await emulator.wait_for(lambda: not announcement.buttons)
+    assert announcement.text == "#T-2 is closed."
+    async with services.store.transaction() as tx:
+        reasons = set(await tx.session.scalars(select(Ticket.close_reason)))
+    assert reasons == {"withdrawn"}
 
 
 async def test_writing_after_the_ticket_closed_reaches_nobody_and_says_so(

@@ -45,7 +45,7 @@ CHANNEL = -1005678
 BOT = {"id": 123456, "is_bot": True, "first_name": "IP Desk", "username": "ip_desk_bot"}
 QUESTION = "Can a foreigner take the patent agent exam?"
 TALENT_COMMANDS = [
-    "start", "help", "language", "expert", "privacy", "mydata", "forget", "claim", "nonsense", "",
+    "start", "help", "language", "expert", "cancel", "privacy", "mydata", "forget", "claim", "nonsense", "",
 ]  # fmt: skip
 DESK_COMMANDS = [
     "queue", "mine", "claim", "release", "close", "available", "away", "unanswered", "stats",

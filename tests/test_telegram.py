@@ -43,6 +43,7 @@ async def test_start_greets_in_the_users_language_and_offers_a_choice(
         "help",
         "language",
         "expert",
+        "cancel",
         "privacy",
         "mydata",
         "forget",

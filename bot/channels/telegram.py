@@ -55,7 +55,7 @@ from bot.text import clean
 from handlers import expert
 
 CHANNEL = "telegram"
-COMMANDS = ("start", "help", "language", "expert", "privacy", "mydata", "forget")
+COMMANDS = ("start", "help", "language", "expert", "cancel", "privacy", "mydata", "forget")
 WEBHOOK_PATH = "telegram"
 _log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, event, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, event, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -294,6 +294,14 @@ class Transaction:
             .limit(1)
         )
 
+    async def withdraw(self, ticket: Ticket, talent: User) -> None:
+        """Close a ticket its talent takes back."""
+        ticket.status = "closed"
+        ticket.closed_at = utcnow()
+        ticket.close_reason = "withdrawn"
+        await self.audit(talent, "withdraw", f"T-{ticket.id}")
+        await self.session.flush()
+
     async def asked(self, user: User, message_id: int) -> Message | None:
         """A question this user typed, by id; None if it is not theirs or not a question."""
         message = await self.session.get(Message, message_id)
@@ -445,10 +453,18 @@ class Transaction:
             self.session.add(ticket)
             await self.session.flush()
             await self._bring_kept_files(user, ticket)
+        # The queue's order: priority first, then the oldest.
         ahead = await self.session.scalar(
             select(func.count())
             .select_from(Ticket)
-            .where(Ticket.status == "open", Ticket.id < ticket.id)
+            .where(
+                Ticket.status == "open",
+                Ticket.id != ticket.id,
+                or_(
+                    Ticket.priority > ticket.priority,
+                    and_(Ticket.priority == ticket.priority, Ticket.id < ticket.id),
+                ),
+            )
         )
         return ticket, (ahead or 0) + 1, created
 
