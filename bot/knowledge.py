@@ -257,10 +257,15 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
     glossary: list[Term] = []
     out_of_scope: list[OutOfScope] = []
     invalid_ids: set[str] = set()
+    # Ids are known only from entries that could be read: while a file does not parse, a
+    # related id missing from the rest may well be in it, and calling it unknown would send
+    # staff to files nobody edited.
+    all_ids_read = True
     digest = hashlib.sha256()
     for path in files:
         raw = _read(path, problems)
         if raw is None:
+            all_ids_read = all_ids_read and path.name in (GLOSSARY_FILE, OUT_OF_SCOPE_FILE)
             continue
         digest.update(path.name.encode() + b"\0" + raw + b"\0")
         if path.name == GLOSSARY_FILE:
@@ -272,15 +277,20 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
                 if subject is not None:
                     out_of_scope.append(subject)
             continue
-        for mapping in _mappings(path, raw, "entries", problems):
+        before = len(problems)
+        mappings = _mappings(path, raw, "entries", problems)
+        all_ids_read = all_ids_read and len(problems) == before
+        for mapping in mappings:
             entry = _validate(Entry, path, mapping, problems)
             if entry is not None:
                 located.append((entry, path, mapping))
             elif isinstance(mapping.get("id"), str):
                 invalid_ids.add(mapping["id"])
+            else:
+                all_ids_read = False
 
     # An entry with a problem of its own is still known: pointing at it is not a second one.
-    problems.extend(_cross_entry_problems(located, invalid_ids))
+    problems.extend(_cross_entry_problems(located, invalid_ids if all_ids_read else None))
     if problems:
         raise KnowledgeError(problems)
     entries = {entry.id: entry for entry, _, _ in located}
@@ -479,8 +489,10 @@ def _reason(item: Any) -> str:
 
 
 def _cross_entry_problems(
-    located: list[tuple[Entry, Path, _Mapping]], invalid_ids: set[str]
+    located: list[tuple[Entry, Path, _Mapping]], invalid_ids: set[str] | None
 ) -> list[Problem]:
+    """Problems between entries; `invalid_ids` is None when some ids could not be read, and
+    then no related id is called unknown."""
     problems: list[Problem] = []
     first_seen: dict[str, tuple[Path, int]] = {}
     for entry, path, mapping in located:
@@ -496,13 +508,13 @@ def _cross_entry_problems(
         else:
             first_seen[entry.id] = (path, mapping.key_lines["id"])
 
-    known = set(first_seen) | invalid_ids
+    known = None if invalid_ids is None else set(first_seen) | invalid_ids
     seen: dict[str, tuple[str, Language, int]] = {}
     for entry, path, mapping in located:
         for position, related in enumerate(entry.related):
             if related == entry.id:
                 reason = "an entry cannot be related to itself"
-            elif related not in known:
+            elif known is not None and related not in known:
                 reason = f"unknown related id {related!r}"
             else:
                 continue

@@ -191,6 +191,13 @@ def test_unknown_related_id_is_reported(tmp_path: Path) -> None:
     assert problems(tmp_path) == [f"{path}:14: entry 'a.one': unknown related id 'a.missing'"]
 
 
+def test_a_typo_in_one_file_does_not_make_others_point_at_unknown_ids(tmp_path: Path) -> None:
+    broken = write(tmp_path, "a.yaml", entry().replace("    topic: patents", "\ttopic: patents"))
+    write(tmp_path, "b.yaml", entry(id="b.two", related="a.one"))
+    [problem] = problems(tmp_path)
+    assert problem.startswith(f"{broken}:3: malformed YAML")
+
+
 def test_every_problem_in_the_set_is_listed_at_once(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", entry(related="nowhere").replace("topic: patents", "topic: cooking"))
     write(tmp_path, "b.yaml", "entries: [oops")
