@@ -240,8 +240,16 @@ OUT_OF_SCOPE_FILE = "out-of-scope.yaml"
 
 
 def knowledge_files(directory: Path) -> list[Path]:
-    """The files that make up the knowledge base in `directory` (sub-folders are not read)."""
-    return sorted(path for path in directory.glob("*.yaml") if path.is_file())
+    """The YAML files in `directory` (sub-folders are not read), misnamed ones included.
+
+    Only `*.yaml` files are loaded; a `.yml` or `.YAML` one is listed too so that loading
+    reports it instead of serving one entry fewer without a word, and the watcher notices it.
+    """
+    return sorted(
+        path
+        for path in directory.glob("*")
+        if path.suffix.lower() in (".yaml", ".yml") and path.is_file()
+    )
 
 
 def load_knowledge(directory: Path) -> KnowledgeBase:
@@ -263,6 +271,12 @@ def load_knowledge(directory: Path) -> KnowledgeBase:
     all_ids_read = True
     digest = hashlib.sha256()
     for path in files:
+        if path.suffix != ".yaml":
+            problems.append(
+                Problem(path, 0, f"only *.yaml files are read: rename it to {path.stem}.yaml")
+            )
+            all_ids_read = False
+            continue
         raw = _read(path, problems)
         if raw is None:
             all_ids_read = all_ids_read and path.name in (GLOSSARY_FILE, OUT_OF_SCOPE_FILE)

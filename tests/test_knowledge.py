@@ -221,6 +221,16 @@ def test_a_folder_with_no_knowledge_files_is_refused(tmp_path: Path) -> None:
     assert problems(tmp_path) == [f"{tmp_path}:0: no *.yaml knowledge files in this folder"]
 
 
+def test_a_yml_file_is_reported_not_ignored(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", entry(related="b.two"))
+    short = write(tmp_path, "b.yml", entry(id="b.two"))
+    upper = write(tmp_path, "c.YAML", entry(id="c.three"))
+    assert problems(tmp_path) == [
+        f"{short}:0: only *.yaml files are read: rename it to b.yaml",
+        f"{upper}:0: only *.yaml files are read: rename it to c.yaml",
+    ]
+
+
 def test_files_in_sub_folders_are_not_loaded(tmp_path: Path) -> None:
     shutil.copytree(bundled("knowledge"), tmp_path / "kb")
     (tmp_path / "kb" / "drafts").mkdir()
