@@ -37,6 +37,7 @@ from bot.reports import (
     Gap,
     Stats,
     Suggestion,
+    alternates_as_markdown,
     as_csv,
     as_markdown,
     stats,
@@ -501,9 +502,7 @@ def _report_alternates(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await store.close()
 
-    print("| entry | suggested alternate | seen as |\n|---|---|---|")
-    for suggestion in _with_database(settings, run()):
-        print(f"| {suggestion.entry_id} | {suggestion.phrasing} | {suggestion.reason} |")
+    print(alternates_as_markdown(_with_database(settings, run())))
     return 0
 
 

@@ -73,9 +73,16 @@ async def unanswered(store: Store, matcher: Matcher, since: datetime | None = No
 def as_markdown(gaps: list[Gap]) -> str:
     lines = ["| asked | question | nearest entry | also asked as |", "|---:|---|---|---|"]
     for gap in gaps:
-        others = "; ".join(q for q in gap.questions[1:4] if q != gap.question)
-        lines.append(f"| {gap.count} | {gap.question} | {gap.nearest or '-'} | {others} |")
+        others = "; ".join(_cell(q) for q in gap.questions[1:4] if q != gap.question)
+        question = _cell(gap.question)
+        lines.append(f"| {gap.count} | {question} | {gap.nearest or '-'} | {others} |")
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """Talent's text as one markdown table cell: a bare `|` would end the cell and shift the
+    columns after it, and a line break would end the row."""
+    return " ".join(text.replace("|", "\\|").splitlines())
 
 
 def as_csv(gaps: list[Gap]) -> str:
@@ -250,3 +257,11 @@ async def suggested_alternates(store: Store, matcher: Matcher) -> list[Suggestio
         if decision.candidates and decision.action != "handoff":
             offer(decision.candidates[0].entry_id, ticket.question, f"expert ticket #T-{ticket.id}")
     return sorted(found.values(), key=lambda s: (s.entry_id, s.phrasing))
+
+
+def alternates_as_markdown(suggestions: list[Suggestion]) -> str:
+    lines = ["| entry | suggested alternate | seen as |", "|---|---|---|"]
+    for suggestion in suggestions:
+        phrasing = _cell(suggestion.phrasing)
+        lines.append(f"| {suggestion.entry_id} | {phrasing} | {suggestion.reason} |")
+    return "\n".join(lines)

@@ -1,6 +1,17 @@
 """Staff figures match a scripted conversation exactly."""
 
-from bot.reports import stats, stats_as_csv, stats_as_text
+import re
+
+from bot.reports import (
+    Suggestion,
+    alternates_as_markdown,
+    as_csv,
+    as_markdown,
+    stats,
+    stats_as_csv,
+    stats_as_text,
+    unanswered,
+)
 from bot.services import Services
 from bot.store.models import utcnow
 from tests.test_talent import payloads, say
@@ -42,3 +53,23 @@ async def test_stats_before_any_ticket_or_rating_say_none_yet(services: Services
     assert "median minutes to close: none yet" in text
     assert "ratings per expert:\n  none yet" in text
     assert "None" not in text
+
+
+def cells(row: str) -> list[str]:
+    """A markdown table row's cells, split where a renderer splits them (not at `\\|`)."""
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:-1]]
+
+
+async def test_a_question_with_a_bar_or_a_line_break_keeps_its_row_in_markdown_reports(
+    services: Services,
+) -> None:
+    await say(services, "Where can I buy a bicycle | near Wudaokou?")
+    gaps = await unanswered(services.store, services.matcher)
+    [row] = as_markdown(gaps).splitlines()[2:]
+    assert len(cells(row)) == 4
+    assert cells(row)[1] == "Where can I buy a bicycle \\| near Wudaokou?"
+    assert "Where can I buy a bicycle | near Wudaokou?" in as_csv(gaps)
+
+    wording = Suggestion("trademark.register", "trademark | brand\nname", "picked from a list")
+    [row] = alternates_as_markdown([wording]).splitlines()[2:]
+    assert cells(row) == ["trademark.register", "trademark \\| brand name", "picked from a list"]
