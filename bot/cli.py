@@ -55,6 +55,7 @@ from handlers import expert
 _T = TypeVar("_T")
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
+_SINCE = "YYYY-MM-DD in UTC, or a time such as 2026-11-25T19:00+08:00"
 
 
 class CommandError(Exception):
@@ -168,14 +169,14 @@ def _parser() -> argparse.ArgumentParser:
         title="report commands", required=True, metavar="REPORT"
     )
     gaps = report.add_parser("unanswered", help="what the bot could not answer, grouped")
-    gaps.add_argument("--since", type=_day, help="only questions from this day on (YYYY-MM-DD)")
+    gaps.add_argument("--since", type=_day, help=f"only questions from this day on ({_SINCE})")
     gaps.add_argument("--format", choices=("md", "csv"), default="md")
     gaps.set_defaults(run=_report_unanswered)
     report.add_parser(
         "alternates", help="talents' wordings worth adding as alternates of an entry"
     ).set_defaults(run=_report_alternates)
     figures = report.add_parser("stats", help="questions, decisions, tickets, ratings")
-    figures.add_argument("--since", type=_day, help="only from this day on (YYYY-MM-DD)")
+    figures.add_argument("--since", type=_day, help=f"only from this day on ({_SINCE})")
     figures.add_argument("--format", choices=("table", "csv"), default="table")
     figures.set_defaults(run=_report_stats)
 
@@ -469,10 +470,12 @@ def _experts_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _day(text: str) -> datetime:
+    """`--since`: a day or a time, in UTC unless it names its offset ("+08:00")."""
     try:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _report_unanswered(args: argparse.Namespace, settings: Settings) -> int:

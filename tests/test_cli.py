@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -295,6 +296,19 @@ def test_report_stats_prints_tables_and_csv(tmp_path: Path) -> None:
     assert "clarify         1" in table.stdout
     as_csv = ipbot("report", "stats", "--format", "csv", cwd=tmp_path)
     assert "decision,answer,1" in as_csv.stdout
+
+
+def test_report_since_a_time_in_beijing_counts_from_that_moment(tmp_path: Path) -> None:
+    ipbot("chat", cwd=tmp_path, stdin="Can a foreigner take the patent agent exam?\n")
+    beijing = timezone(timedelta(hours=8))
+    asked = datetime.now(beijing)
+    before = (asked - timedelta(minutes=30)).isoformat(timespec="minutes")
+    after = (asked + timedelta(minutes=30)).isoformat(timespec="minutes")
+    since_before = ipbot("report", "stats", "--format", "csv", "--since", before, cwd=tmp_path)
+    assert since_before.returncode == 0, since_before.stderr
+    assert "decision,answer,1" in since_before.stdout
+    since_after = ipbot("report", "stats", "--format", "csv", "--since", after, cwd=tmp_path)
+    assert "decision,answer,1" not in since_after.stdout
 
 
 def test_report_alternates_offers_a_wording_picked_from_a_list(tmp_path: Path) -> None:
