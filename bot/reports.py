@@ -19,6 +19,9 @@ from bot.store.models import Feedback, Message, Ticket, User
 SIMILAR = 70.0
 # What the terminal report shows for a figure there is nothing yet to work out from.
 _NONE_YET = "none yet"
+# Listed in the table and the CSV even at 0, so that what is built on them keeps its columns.
+_DECISIONS = ("answer", "clarify", "handoff")
+_TICKET_STEPS = ("opened", "claimed", "closed")
 
 
 @dataclass
@@ -162,10 +165,7 @@ def stats_as_text(figures: Stats) -> str:
     out = ["questions per day:"]
     out += [f"  {day}  {count:6}" for day, count in sorted(figures.questions_per_day.items())]
     out.append("decisions:")
-    out += [
-        f"  {name:10} {figures.decisions.get(name, 0):6}"
-        for name in ("answer", "clarify", "handoff")
-    ]
+    out += [f"  {name:10} {figures.decisions.get(name, 0):6}" for name in _DECISIONS]
     out.append("languages:")
     out += [f"  {name:10} {count:6}" for name, count in sorted(figures.languages.items())]
     out.append("helpful rate per entry:")
@@ -174,9 +174,7 @@ def stats_as_text(figures: Stats) -> str:
         for entry, (helpful, total) in sorted(figures.helpful_by_entry.items())
     ] or [f"  {_NONE_YET}"]
     out.append("tickets:")
-    out += [
-        f"  {name:10} {figures.tickets.get(name, 0):6}" for name in ("opened", "claimed", "closed")
-    ]
+    out += [f"  {name:10} {figures.tickets.get(name, 0):6}" for name in _TICKET_STEPS]
     out.append(f"median minutes to claim: {_or_none_yet(figures.median_minutes_to_claim)}")
     out.append(f"median minutes to close: {_or_none_yet(figures.median_minutes_to_close)}")
     out.append("ratings per expert:")
@@ -198,14 +196,14 @@ def stats_as_csv(figures: Stats) -> str:
     writer.writerow(["figure", "key", "value"])
     for day, count in sorted(figures.questions_per_day.items()):
         writer.writerow(["questions", day, count])
-    for name, count in sorted(figures.decisions.items()):
-        writer.writerow(["decision", name, count])
+    for name in _DECISIONS:
+        writer.writerow(["decision", name, figures.decisions.get(name, 0)])
     for name, count in sorted(figures.languages.items()):
         writer.writerow(["language", name, count])
     for entry, (helpful, total) in sorted(figures.helpful_by_entry.items()):
         writer.writerow(["helpful", entry, f"{helpful}/{total}"])
-    for name, count in sorted(figures.tickets.items()):
-        writer.writerow(["tickets", name, count])
+    for name in _TICKET_STEPS:
+        writer.writerow(["tickets", name, figures.tickets.get(name, 0)])
     writer.writerow(["median_minutes", "to_claim", figures.median_minutes_to_claim])
     writer.writerow(["median_minutes", "to_close", figures.median_minutes_to_close])
     for name, (average, count) in sorted(figures.ratings_by_expert.items()):

@@ -55,6 +55,25 @@ async def test_stats_before_any_ticket_or_rating_say_none_yet(services: Services
     assert "None" not in text
 
 
+async def test_stats_csv_lists_every_row_the_table_shows_zeros_included(
+    services: Services,
+) -> None:
+    await say(services, "Can a foreigner take the patent agent exam?")
+    figures = await stats(services.store)
+    rows = stats_as_csv(figures).splitlines()
+    assert rows[0] == "figure,key,value"
+    assert [row for row in rows if row.startswith(("decision,", "tickets,"))] == [
+        "decision,answer,1",
+        "decision,clarify,0",
+        "decision,handoff,0",
+        "tickets,opened,0",
+        "tickets,claimed,0",
+        "tickets,closed,0",
+    ]
+    assert "clarify         0" in stats_as_text(figures)
+    assert "opened          0" in stats_as_text(figures)
+
+
 def cells(row: str) -> list[str]:
     """A markdown table row's cells, split where a renderer splits them (not at `\\|`)."""
     return [cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:-1]]
