@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from telegram.error import InvalidToken, NetworkError
 
 from bot import pidfile, startup
-from bot.channels import TELEGRAM_USER_ID
+from bot.channels import CHANNELS, TELEGRAM, TELEGRAM_USER_ID
 from bot.config import Settings, SettingsError, load_settings
 from bot.evaluation import (
     QuestionSetError,
@@ -150,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
         title="experts commands", required=True, metavar="EXPERTS_COMMAND"
     )
     add = experts.add_parser("add", help="make someone a volunteer expert (or staff)")
-    add.add_argument("--channel", default="telegram", help="default: telegram")
+    add.add_argument("--channel", default=TELEGRAM, choices=CHANNELS, help=f"default: {TELEGRAM}")
     add.add_argument("--id", required=True, help="their id on the channel (Telegram user id)")
     add.add_argument("--name", required=True, help="the name talents see: Expert NAME")
     add.add_argument(
@@ -416,7 +416,7 @@ def _experts_add(args: argparse.Namespace, settings: Settings) -> int:
     languages = [part.strip() for part in args.lang.split(",") if part.strip()]
     if not languages or set(languages) - {"en", "zh"}:
         raise CommandError(f"--lang: use en, zh or en,zh, not {args.lang!r}", EXIT_USAGE)
-    if args.channel == "telegram" and not TELEGRAM_USER_ID.fullmatch(args.id):
+    if args.channel == TELEGRAM and not TELEGRAM_USER_ID.fullmatch(args.id):
         raise CommandError(
             f"--id: a Telegram user id is a number, such as 123456789, not {args.id!r}", EXIT_USAGE
         )

@@ -206,6 +206,20 @@ def test_adding_an_expert_with_an_unknown_language_or_topic_is_refused(tmp_path:
     assert "invalid choice: 'cooking'" in wrong_topic.stderr
 
 
+def test_adding_an_expert_on_a_channel_the_bot_does_not_have_is_refused(tmp_path: Path) -> None:
+    wrong = ipbot(
+        "experts", "add", "--channel", "Telegram", "--id", "abc", "--name", "Li", cwd=tmp_path
+    )
+    assert wrong.returncode == 2
+    error = wrong.stderr.splitlines()[-1]
+    assert error.startswith("ipbot experts add: error: argument --channel: invalid choice:")
+    assert "'Telegram'" in error
+    assert "console" in error
+    assert "telegram" in error
+    listed = ipbot("experts", "list", cwd=tmp_path)
+    assert "no experts or staff yet" in listed.stderr
+
+
 def test_adding_an_expert_by_a_username_or_without_a_name_is_refused(tmp_path: Path) -> None:
     username = ipbot("experts", "add", "--id", "@li_ming", "--name", "Li", cwd=tmp_path)
     assert username.returncode == 2
