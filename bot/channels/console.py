@@ -9,11 +9,12 @@ from collections.abc import Iterable
 from html.parser import HTMLParser
 from typing import TextIO
 
+from bot.channels import CONSOLE
 from bot.conversation import Inbound, OutMessage
 from bot.router import route
 from bot.services import Services
 
-CHANNEL = "console"
+CHANNEL = CONSOLE
 
 
 class _PlainText(HTMLParser):

@@ -39,6 +39,7 @@ from telegram.ext import (
 )
 
 from bot import pidfile, sla, startup
+from bot.channels import TELEGRAM
 from bot.channels.http import AiohttpRequest
 from bot.channels.updates import DurableUpdateQueue
 from bot.config import Settings
@@ -54,7 +55,7 @@ from bot.store.models import utcnow
 from bot.text import clean
 from handlers import expert
 
-CHANNEL = "telegram"
+CHANNEL = TELEGRAM
 COMMANDS = ("start", "help", "language", "expert", "cancel", "privacy", "mydata", "forget")
 WEBHOOK_PATH = "telegram"
 _log = logging.getLogger(__name__)
