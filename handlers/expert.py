@@ -8,6 +8,7 @@ agreed to show), never their channel id or username.
 import asyncio
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
@@ -36,7 +37,14 @@ from bot.text import clean, record_number
 
 PAYLOAD_VERSION = "1"
 COMMANDS = ("queue", "mine", "claim", "release", "close", "available", "away")
-_TICKET_PREFIX = re.compile(r"^#?T-(\d+)\s+(.+)$", re.IGNORECASE | re.DOTALL)
+# A message to one of several tickets starts with its number: "#T-12 …", "T12: …".
+# (Full-width too, as a Chinese keyboard types it: "＃Ｔ１２".)
+_TICKET_PREFIX = re.compile(
+    r"^([#＃]?)[TＴ][-－]?([0-9０-９]+)[\s:,，：]+(.+)$", re.IGNORECASE | re.DOTALL
+)
+# A ticket's number as a command names it: 12, #12, T-12, #T12.
+_TICKET_NUMBER = re.compile(r"#?(?:T-?)?(\d+)", re.IGNORECASE)
+STAFF_COMMANDS = ("reload", "unanswered", "stats", "addexpert", "keytalent", "reassign")
 # The longest name talents see an expert by ("Expert Li"): as Telegram allows a first name.
 NAME_CHARS = 64
 _log = logging.getLogger(__name__)
@@ -296,11 +304,17 @@ class _Desk:
         return [self._say("button_expired")]
 
     async def command(self, text: str) -> list[OutMessage]:
-        command, _, rest = text[1:].partition(" ")
-        command = command.split("@", 1)[0].lower()
-        argument = rest.strip()
-        number, _, remainder = argument.partition(" ")
-        ticket_id = record_number(number.removeprefix("#").removeprefix("T-").removeprefix("t-"))
+        # Full-width characters (＃, Ｔ, １２) as a Chinese keyboard types them read as ASCII;
+        # the summary of a /close may start on a new line.
+        head, *rest = unicodedata.normalize("NFKC", text[1:]).split(maxsplit=1)
+        command = head.split("@", 1)[0].lower()
+        argument = rest[0].strip() if rest else ""
+        number, *remainder = argument.split(maxsplit=1) or [""]
+        found = _TICKET_NUMBER.fullmatch(number)
+        ticket_id = record_number(found.group(1)) if found else None
+        if command in STAFF_COMMANDS and self.expert.role != "staff":
+            await self.tickets.audit(self.expert, "refused", f"/{command}", reason="not staff")
+            return [self._say("not_staff")]
         if command in ("claim", "release", "close"):
             if ticket_id is None:
                 return [self._say("expert_usage", command=command)]
@@ -308,10 +322,11 @@ class _Desk:
                 return await self.claim(ticket_id)
             if command == "release":
                 return await self.release(ticket_id)
-            return await self.close(ticket_id, remainder.strip())
+            return await self.close(ticket_id, "".join(remainder).strip())
         if command == "queue":
-            waiting = await self.tickets.waiting()
-            return [self._say("queue", tickets=[_summary(t) for t in waiting])]
+            waiting, total = await self.tickets.waiting(), await self.tickets.waiting_count()
+            summaries = [_summary(t) for t in waiting]
+            return [self._say("queue", tickets=summaries, more=total - len(waiting))]
         if command == "mine":
             held = await self.tickets.held_by(self.expert)
             return [self._say("mine", tickets=[_summary(t) for t in held])]
@@ -336,7 +351,7 @@ class _Desk:
             marked = await self.tickets.mark_key_talent(ticket_id, self.expert)
             return [self._say("key_talent" if marked else "claim_missing", ticket=ticket_id)]
         if command == "reassign" and self.expert.role == "staff" and ticket_id is not None:
-            return await self.reassign(ticket_id, remainder.strip())
+            return await self.reassign(ticket_id, "".join(remainder).strip())
         if command in ("available", "away"):
             await self.tickets.set_available(self.expert, command == "available")
             return [self._say(command)]
@@ -494,13 +509,21 @@ class _Desk:
             ]
         held = await self.tickets.held_by(self.expert)
         addressed = _TICKET_PREFIX.match(text)
-        if addressed:
-            wanted = int(addressed.group(1))
-            held = [ticket for ticket in held if ticket.id == wanted]
-            text = addressed.group(2).strip()
-        if len(held) != 1:
+        wanted = (
+            record_number(unicodedata.normalize("NFKC", addressed.group(2))) if addressed else None
+        )
+        chosen = [ticket for ticket in held if ticket.id == wanted]
+        if addressed and chosen:
+            text = addressed.group(3).strip()
+        elif addressed and (addressed.group(1) or len(held) != 1):
+            # "#T-9 …" for a ticket not theirs; without "#" and with one ticket held, "T-2 was
+            # a similar case" is just a message that starts so.
+            return [self._say("not_holding", wanted=wanted, tickets=[_summary(t) for t in held])]
+        else:
+            chosen = held
+        if len(chosen) != 1:
             return [self._say("which_ticket", tickets=[_summary(t) for t in held])]
-        ticket = held[0]
+        ticket = chosen[0]
         talent = await self.tickets.user(ticket.talent_id)
         relay = await self.tickets.store_relay(
             ticket, self.expert, talent, text, source_key, attachment

@@ -249,10 +249,14 @@ async def test_an_expert_cannot_use_staff_commands(
     wu = emulator.phone(2403)
     await wu.send("/addexpert 2404 Sneaky patents en")
     [reply] = await wu.read()
-    assert "Volunteer expert commands" in reply.text
+    assert reply.text == "That command is for staff."
     async with services.store.transaction() as tx:
         roles = await tx.session.scalars(select(User.role).where(User.external_id == "2404"))
         assert list(roles) == []
+        refused = await tx.session.scalars(
+            select(AuditEvent.subject).where(AuditEvent.action == "refused")
+        )
+        assert list(refused) == ["/addexpert"]
 
 
 async def test_with_no_expert_available_the_experts_group_sees_the_ticket(
@@ -530,6 +534,52 @@ async def test_a_talent_may_withdraw_a_request_waiting_or_claimed(
     async with services.store.transaction() as tx:
         reasons = set(await tx.session.scalars(select(Ticket.close_reason)))
     assert reasons == {"withdrawn"}
+
+
+async def test_an_expert_is_understood_however_a_phone_writes_ticket_numbers(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    await services.tickets.enrol("telegram", "2708", "Lu", specialties=["agency-exam"])
+    expert, first, second = emulator.phone(2708), emulator.phone(3710), emulator.phone(3711)
+    await first.send("/expert")
+    await first.read()
+    [announcement] = await expert.read()
+    assert "(no question written yet)" in announcement.text
+    await ask_for_an_expert(second)
+    await expert.read()
+    await expert.send("/claim T1")
+    assert "Ticket #T-1" in (await expert.read())[0].text
+    await first.read()
+    await expert.send("/claim ＃T-2")
+    assert "Ticket #T-2" in (await expert.read())[0].text
+    await second.read()
+    await expert.send("#T-2: Hello, I can help.")
+    [relayed] = await second.read()
+    assert relayed.text.endswith(": Hello, I can help.")
+    await expert.send("#T-9 hi")
+    [not_yours] = await expert.read()
+    assert not_yours.text == "You do not hold #T-9. Yours: #T-1, #T-2."
+    await expert.send("/close 1\nExplained the exam rules")
+    [closed] = await expert.read()
+    assert "You closed" in closed.text
+    await expert.send("T-1 was a similar case: the answer is yes.")
+    [only_one] = await second.read()
+    assert only_one.text.endswith(": T-1 was a similar case: the answer is yes.")
+
+
+async def test_the_queue_says_how_many_more_wait_than_it_lists(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    async with services.store.transaction() as tx:
+        for number in range(23):
+            talent = await tx.user("test", f"waiting-{number}", "en")
+            await tx.request_expert(talent, f"Question {number}", "en", None)
+    await services.tickets.enrol("telegram", "2709", "Ma")
+    expert = emulator.phone(2709)
+    await expert.send("/queue")
+    [queue] = await expert.read()
+    assert queue.text.count("#T-") == 20
+    assert queue.text.endswith("… and 3 more.")
 
 
 async def test_writing_after_the_ticket_closed_reaches_nobody_and_says_so(

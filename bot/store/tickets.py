@@ -197,6 +197,14 @@ class Tickets:
                 )
             )
 
+    async def waiting_count(self) -> int:
+        """How many tickets are open."""
+        async with self.store.transaction() as tx:
+            counted = await tx.session.scalar(
+                select(func.count()).select_from(Ticket).where(Ticket.status == "open")
+            )
+            return counted or 0
+
     async def store_relay(
         self,
         ticket: Ticket,
