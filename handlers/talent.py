@@ -161,7 +161,18 @@ class _Turn:
             return [self._say("thanks")]
         if intent == "expert":
             return await self._request_expert()
+        if intent == "yes":
+            return await self._agree()
         return self._answer_question(text)
+
+    async def _agree(self) -> list[OutMessage]:
+        """ "Yes" to the bot's offer to pass the question on (a message whose one button is
+        "Talk to an expert") is a tap on that button; any other "yes" or "ok" asks for words."""
+        choices = await self.tx.last_buttons(self.user, before=self.message.id)
+        if len(choices) == 1 and choices[0][1].startswith(f"{PAYLOAD_VERSION}:x"):
+            self.message.button = choices[0][1]
+            return await self._press(choices[0][1])
+        return [self._say("what_to_ask")]
 
     def _answer_question(self, text: str) -> list[OutMessage]:
         decision = self.matcher.decide(text)

@@ -196,10 +196,36 @@ async def test_start_greets_in_the_channel_language_and_offers_both(services: Se
 
 
 async def test_greetings_and_thanks_are_answered_without_matching(services: Services) -> None:
-    for text, expected in (("Hello!", "What would you like"), ("谢谢", "不客气")):
+    said = (
+        ("Hello!", "What would you like"),
+        ("Hello, good morning", "What would you like"),
+        ("你好，我有个问题", "想了解"),
+        ("谢谢", "不客气"),
+        ("thanks 😊", "You're welcome"),
+        ("Thanks, that helps", "You're welcome"),
+        ("好的，谢谢", "不客气"),
+        ("谢谢您的帮助", "不客气"),
+        ("明白了", "不客气"),
+        ("ok", "Type your question"),
+    )
+    for text, expected in said:
         [reply] = await say(services, text)
-        assert expected in reply.text
+        assert expected in reply.text, text
     assert all(m.action is None for m in await stored(services, "in"))
+
+
+async def test_yes_to_the_offer_of_an_expert_passes_the_question_on(services: Services) -> None:
+    [choices] = await say(services, "What happens to my patents if my company goes bankrupt?")
+    none_of_these = next(p for p in payloads(choices) if p.startswith("1:o:"))
+    [offer] = await say(services, button=none_of_these)
+    assert "Shall I pass it on?" in offer.text
+    [queued] = await say(services, "yes please")
+    assert "#T-" in queued.text
+    [offer] = await say(services, "要", user="talent-2")
+    assert "要转给专家吗" not in offer.text
+    async with services.store.transaction() as tx:
+        [ticket] = list(await tx.session.scalars(select(Ticket)))
+    assert ticket.question == "What happens to my patents if my company goes bankrupt?"
 
 
 async def test_asking_for_an_expert_twice_keeps_one_ticket_with_the_question(
