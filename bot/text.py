@@ -7,6 +7,7 @@ from bot.knowledge import Language
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")
 
 
 def clean(text: str) -> str:
@@ -30,6 +31,17 @@ def detect_language(text: str) -> Language | None:
     if _LATIN.search(text):
         return "en"
     return None
+
+
+def written_language(text: str) -> Language | None:
+    """The language a talent writes in, to reply in: Chinese unless its Latin words outnumber
+    its Chinese characters, since an English question may name a Chinese place or brand
+    ("Beijing's 两区") and a Chinese one an English term ("PCT 国家阶段")."""
+    chinese = len(_CJK.findall(text))
+    latin = len(_LATIN_WORD.findall(text))
+    if not chinese and not latin:
+        return None
+    return "zh" if chinese >= latin else "en"
 
 
 def has_words(text: str) -> bool:

@@ -18,7 +18,7 @@ from bot.services import Services
 from bot.store import DuplicateInbound, Transaction, privacy
 from bot.store.models import Message, Ticket, User
 from bot.store.tickets import Relay
-from bot.text import clean, detect_language, has_words, record_number
+from bot.text import clean, has_words, record_number, written_language
 from handlers import expert
 
 PAYLOAD_VERSION = "1"
@@ -31,7 +31,7 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage] | Non
     if the sender is an expert or staff (theirs is the expert desk, and nothing is stored)."""
     text = clean(inbound.text)
     # A command's own letters say nothing about the language the talent reads.
-    written = None if text.startswith("/") else detect_language(text)
+    written = None if text.startswith("/") else written_language(text)
     try:
         async with services.store.transaction() as tx:
             first_language = (

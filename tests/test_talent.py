@@ -148,6 +148,14 @@ async def test_mixed_chinese_and_english_question_is_answered_in_chinese(
     assert reply.buttons
 
 
+async def test_an_english_question_naming_a_chinese_place_is_answered_in_english(
+    services: Services,
+) -> None:
+    [reply] = await say(services, "What are Beijing's 两区 (Two Zones)?")
+    assert reply.language == "en"
+    assert "Two Zones" in reply.text
+
+
 async def test_unhelpful_answer_offers_an_expert_and_is_remembered(services: Services) -> None:
     [answer] = await say(services, "Can a foreigner take the patent agent exam?")
     not_helpful = next(p for p in payloads(answer) if p.startswith("1:n:"))
