@@ -325,6 +325,13 @@ def _kb_check(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
     edited = Matcher(knowledge, deployed.thresholds, deployed.calibration)
+    gone = sorted({entry.id for entry in deployed.knowledge} - {entry.id for entry in knowledge})
+    if gone:
+        # Buttons talents still have, the labelled set and the reports name entries by id.
+        print(
+            f"\nWARNING: ids the serving set has and this one does not: {', '.join(gone)} "
+            "(a published id is never renamed: knowledge/README.md)"
+        )
     if settings.labelled_questions is not None:
         questions = read_question_set(
             settings.labelled_questions, deployed.knowledge, edited.knowledge
@@ -339,6 +346,14 @@ def _kb_check(args: argparse.Namespace, settings: Settings) -> int:
         )
         for change in found:
             print(f"  {change}")
+        drop = before["answered_correctly"] - after["answered_correctly"]
+        if drop > settings.reload_max_accuracy_drop / 100:
+            print(
+                f"WARNING: the running bot will refuse this set: its correct direct answers drop "
+                f"{drop * 100:.1f} points, more than RELOAD_MAX_ACCURACY_DROP "
+                f"({settings.reload_max_accuracy_drop:g} points); staff can load it with "
+                "/reload force"
+            )
     recent = _recent_questions(settings)
     if recent is None:
         print("\nrecent questions: no conversation log to replay")

@@ -387,3 +387,18 @@ def test_a_report_piped_into_a_reader_that_stops_ends_without_a_traceback(
     )  # fmt: skip
     assert len(piped.stdout) == 10
     assert piped.stderr == ""
+
+
+def test_kb_check_warns_of_a_renamed_id_and_of_a_set_the_bot_would_refuse(tmp_path: Path) -> None:
+    edited = tmp_path / "edited"
+    shutil.copytree(bundled("knowledge"), edited)
+    for path in edited.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("agency.rep-office.letter", "agency.rep-office.permit"))
+    run = ipbot("kb", "check", str(edited), cwd=tmp_path, RELOAD_MAX_ACCURACY_DROP="0")
+    assert run.returncode == 0, run.stderr
+    assert (
+        "WARNING: ids the serving set has and this one does not: agency.rep-office.letter"
+        in run.stdout
+    )
+    assert "WARNING: the running bot will refuse this set" in run.stdout
