@@ -18,6 +18,8 @@ class Button:
     payload: str
 
 
+# Marks a relayed message as a new version of one sent before.
+EDITED = "✏️"
 # What talents and experts can pass each other through the bot besides text.
 RELAYED_KINDS = ("photo", "document")
 
@@ -61,6 +63,8 @@ class Inbound:
     display_name: str | None = None
     attachment: Attachment | None = None
     recovered: bool = False
+    # The user changed a message they had sent: the new text comes as an inbound of its own.
+    edited: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from bot.channels import TELEGRAM_USER_ID
 from bot.conversation import (
+    EDITED,
     RELAYED_KINDS,
     Attachment,
     Button,
@@ -73,7 +74,7 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage]:
         return await desk.press(inbound.button)
     if text.startswith("/"):
         return await desk.command(text)
-    return await desk.relay(text, inbound.message_key, inbound.attachment)
+    return await desk.relay(text, inbound.message_key, inbound.attachment, inbound.edited)
 
 
 async def tell_staff(services: Services, template: str, **context: object) -> None:
@@ -499,7 +500,11 @@ class _Desk:
         return [self._say("draft_done", ticket=ticket_id)]
 
     async def relay(
-        self, text: str, source_key: str, attachment: Attachment | None = None
+        self,
+        text: str,
+        source_key: str,
+        attachment: Attachment | None = None,
+        edited: bool = False,
     ) -> list[OutMessage]:
         if attachment is not None and attachment.kind not in RELAYED_KINDS:
             return [self._say("not_relayed_to_talent")]
@@ -524,6 +529,9 @@ class _Desk:
         if len(chosen) != 1:
             return [self._say("which_ticket", tickets=[_summary(t) for t in held])]
         ticket = chosen[0]
+        if edited:
+            # The talent saw the first version: the new one comes marked as a change.
+            text = f"{EDITED} {text}"
         talent = await self.tickets.user(ticket.talent_id)
         relay = await self.tickets.store_relay(
             ticket, self.expert, talent, text, source_key, attachment

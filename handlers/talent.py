@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from bot.conversation import RELAYED_KINDS, Attachment, Button, Inbound, OutMessage
+from bot.conversation import EDITED, RELAYED_KINDS, Attachment, Button, Inbound, OutMessage
 from bot.intents import recognise
 from bot.knowledge import Entry, Language
 from bot.matching import Decision
@@ -47,6 +47,7 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage] | Non
             language = _reply_language(user, written)
             message = await tx.accept(inbound, user, text, language)
             turn = _Turn(services, tx, user, message, language, inbound.display_name)
+            turn.edited = inbound.edited
             replies = await turn.respond(inbound.button, text, inbound.attachment)
             if not turn.forgotten:
                 await tx.record_replies(message, replies, **turn.decision_fields())
@@ -113,6 +114,7 @@ class _Turn:
         # One knowledge base for the whole turn, even if a reload swaps it meanwhile.
         self.matcher = self.services.matcher
         self.forgotten = False
+        self.edited = False
 
     async def respond(
         self, button: str | None, text: str, attachment: Attachment | None = None
@@ -450,6 +452,9 @@ class _Turn:
         if attachment is not None and attachment.kind not in RELAYED_KINDS:
             return [self._say("not_relayed", kind=attachment.kind)]
         key = self.message.channel_key or str(self.message.id)
+        if self.edited:
+            # The expert saw the first version: the new one comes marked as a change.
+            text = f"{EDITED} {text}"
         stored = await self.tx.add_to_ticket(ticket, self.user, text, key, attachment)
         if ticket.status != "claimed":
             return [self._say("added_to_ticket", ticket=ticket.id)]

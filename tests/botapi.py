@@ -642,6 +642,13 @@ class Phone:
         await self.emulator.deliver(update)
         return update
 
+    async def edit(self, sent: dict[str, Any], text: str) -> dict[str, Any]:
+        """Change the text of a message this user sent (`sent`, the update that brought it)."""
+        message = sent["message"] | {"text": text, "edit_date": int(time.time())}
+        update = {"update_id": self.emulator.new_update_id(), "edited_message": message}
+        await self.emulator.deliver(update)
+        return update
+
     async def send_content(self, **content: Any) -> dict[str, Any]:
         """Send something other than text (a sticker, a photo …)."""
         update = self.update(**content)

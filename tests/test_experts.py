@@ -582,6 +582,22 @@ async def test_the_queue_says_how_many_more_wait_than_it_lists(
     assert queue.text.endswith("… and 3 more.")
 
 
+async def test_an_edited_message_reaches_the_other_side_marked_as_a_change(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    expert, talent = await claimed_ticket(emulator, services, 2710, 3712)
+    typo = await talent.send("The fee was 500 yaun")
+    await expert.read()
+    await talent.edit(typo, "The fee was 500 yuan")
+    [changed] = await expert.read()
+    assert changed.text.endswith(": ✏️ The fee was 500 yuan")
+    first = await expert.send("Pay it within 2 moths")
+    await talent.read()
+    await expert.edit(first, "Pay it within 2 months")
+    [fixed] = await talent.read()
+    assert fixed.text.endswith(": ✏️ Pay it within 2 months")
+
+
 async def test_writing_after_the_ticket_closed_reaches_nobody_and_says_so(
     bot: Application, emulator: BotApiEmulator, services: Services
 ) -> None:

@@ -659,6 +659,7 @@ def _inbound(
         language_hint=user.language_code,
         display_name=user.first_name,
         attachment=attachment,
+        edited=update.edited_message is not None,
     )
 
 
