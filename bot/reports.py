@@ -62,7 +62,9 @@ async def unanswered(store: Store, matcher: Matcher, since: datetime | None = No
     for question in questions:
         folded = fold(question)
         for key, gap in gaps:
-            if fuzz.token_set_ratio(folded, key) >= SIMILAR:
+            # Word order aside, the same words: a one-word question is not like every longer
+            # question that uses its word (token_set_ratio would call them the same).
+            if fuzz.token_sort_ratio(folded, key) >= SIMILAR:
                 gap.questions.append(question)
                 break
         else:

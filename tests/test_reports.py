@@ -92,3 +92,19 @@ async def test_a_question_with_a_bar_or_a_line_break_keeps_its_row_in_markdown_r
     wording = Suggestion("trademark.register", "trademark | brand\nname", "picked from a list")
     [row] = alternates_as_markdown([wording]).splitlines()[2:]
     assert cells(row) == ["trademark.register", "trademark \\| brand name", "picked from a list"]
+
+
+async def test_a_one_word_question_is_not_grouped_with_every_question_using_its_word(
+    services: Services,
+) -> None:
+    asked = [
+        "patent",
+        "Can I get a patent for a cooking recipe in China?",
+        "Is my patent valid in Japan?",
+    ]
+    for number, question in enumerate(asked):
+        await say(services, question, user=f"talent-{number}")
+    gaps = await unanswered(services.store, services.matcher)
+    grouped = {gap.question: gap.count for gap in gaps}
+    assert grouped["patent"] == 1
+    assert all(grouped.get(question, 1) == 1 for question in asked)
