@@ -353,6 +353,11 @@ class _Desk:
             return [self._say("key_talent" if marked else "claim_missing", ticket=ticket_id)]
         if command == "reassign" and self.expert.role == "staff" and ticket_id is not None:
             return await self.reassign(ticket_id, "".join(remainder).strip())
+        if command == "language" and argument.lower() in ("en", "zh"):
+            language: Language = "zh" if argument.lower() == "zh" else "en"
+            await self.tickets.set_language(self.expert, language)
+            self.language = language
+            return [self._say("language_set")]
         if command in ("available", "away"):
             await self.tickets.set_available(self.expert, command == "available")
             return [self._say(command)]

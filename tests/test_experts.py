@@ -598,6 +598,19 @@ async def test_an_edited_message_reaches_the_other_side_marked_as_a_change(
     assert fixed.text.endswith(": ✏️ Pay it within 2 months")
 
 
+async def test_an_expert_chooses_the_language_the_bot_writes_to_them_in(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    await services.tickets.enrol("telegram", "2711", "Gao", specialties=["agency-exam"])
+    expert = emulator.phone(2711)
+    await expert.send("/language zh")
+    [chosen] = await expert.read()
+    assert "中文" in chosen.text
+    await ask_for_an_expert(emulator.phone(3713))
+    [announcement] = await expert.read()
+    assert "新问题 #T-1" in announcement.text
+
+
 async def test_writing_after_the_ticket_closed_reaches_nobody_and_says_so(
     bot: Application, emulator: BotApiEmulator, services: Services
 ) -> None:

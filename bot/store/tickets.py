@@ -323,6 +323,13 @@ class Tickets:
             await tx.audit(by, "key-talent", f"T-{ticket_id}")
             return True
 
+    async def set_language(self, user: User, language: str) -> None:
+        """The language the bot writes to an expert (or staff member) in."""
+        async with self.store.transaction() as tx:
+            await tx.session.execute(
+                update(User).where(User.id == user.id).values(language=language)
+            )
+
     async def set_available(self, expert: User, available: bool) -> None:
         async with self.store.transaction() as tx:
             await tx.session.execute(
