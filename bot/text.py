@@ -8,6 +8,16 @@ from bot.knowledge import Language
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")
+# Words that hold an English sentence together (as words of their own: "A股" is not "a").
+_ENGLISH_FRAME = re.compile(
+    r"\b(what|how|why|when|where|which|who|is|are|was|were|do|does|did|can|could|should|"
+    r"would|will|may|must|i|my|me|you|your|we|our|it|its|the|a|an|of|in|on|for|to|with|"
+    r"from|about|if|or|and|not)\b",
+    re.IGNORECASE,
+)
+_CHINESE_FRAME = re.compile(
+    r"的|是|吗|呢|吧|怎么|什么|如何|能不能|可不可以|要不要|哪|多少|可以|请问"
+)
 
 
 def clean(text: str) -> str:
@@ -34,14 +44,20 @@ def detect_language(text: str) -> Language | None:
 
 
 def written_language(text: str) -> Language | None:
-    """The language a talent writes in, to reply in: Chinese unless its Latin words outnumber
-    its Chinese characters, since an English question may name a Chinese place or brand
-    ("Beijing's 两区") and a Chinese one an English term ("PCT 国家阶段")."""
-    chinese = len(_CJK.findall(text))
-    latin = len(_LATIN_WORD.findall(text))
-    if not chinese and not latin:
-        return None
-    return "zh" if chinese >= latin else "en"
+    """The language a talent writes in, to reply in. Talents mix the two: an English question
+    may name a Chinese term ("What is 职务发明?") and a Chinese one English terms ("rep office
+    的经营范围是什么"). The little words that hold a sentence together tell which it is; without
+    them, whichever there is more of."""
+    if not _CJK.search(text):
+        return "en" if _LATIN.search(text) else None
+    if _ENGLISH_FRAME.search(text):
+        return "en"
+    if _CHINESE_FRAME.search(text):
+        return "zh"
+    # An acronym (PCT, WIPO) says nothing about the language around it; a Chinese word is
+    # about two characters.
+    spelled = [word for word in _LATIN_WORD.findall(text) if not word.isupper()]
+    return "en" if 2 * len(spelled) >= len(_CJK.findall(text)) else "zh"
 
 
 def has_words(text: str) -> bool:

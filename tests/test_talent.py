@@ -154,6 +154,10 @@ async def test_an_english_question_naming_a_chinese_place_is_answered_in_english
     [reply] = await say(services, "What are Beijing's 两区 (Two Zones)?")
     assert reply.language == "en"
     assert "Two Zones" in reply.text
+    [reply] = await say(services, "What is 职务发明?", user="talent-2")
+    assert reply.language == "en"
+    [reply] = await say(services, "rep office 能不能代理中国专利申请", user="talent-3")
+    assert reply.language == "zh"
 
 
 async def test_unhelpful_answer_offers_an_expert_and_is_remembered(services: Services) -> None:
@@ -231,6 +235,10 @@ async def test_yes_to_the_offer_of_an_expert_passes_the_question_on(services: Se
     assert "#T-" in queued.text
     [offer] = await say(services, "要", user="talent-2")
     assert "要转给专家吗" not in offer.text
+    [notice] = await say(services, "How do I open a bank account?", user="talent-3")
+    assert "outside what I cover" in notice.text
+    [ok] = await say(services, "ok", user="talent-3")
+    assert "Type your question" in ok.text
     async with services.store.transaction() as tx:
         [ticket] = list(await tx.session.scalars(select(Ticket)))
     assert ticket.question == "What happens to my patents if my company goes bankrupt?"
