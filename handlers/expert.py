@@ -307,7 +307,7 @@ class _Desk:
     async def command(self, text: str) -> list[OutMessage]:
         # Full-width characters (＃, Ｔ, １２) as a Chinese keyboard types them read as ASCII;
         # the summary of a /close may start on a new line.
-        head, *rest = unicodedata.normalize("NFKC", text[1:]).split(maxsplit=1)
+        head, *rest = unicodedata.normalize("NFKC", text[1:]).split(maxsplit=1) or [""]
         command = head.split("@", 1)[0].lower()
         argument = rest[0].strip() if rest else ""
         number, *remainder = argument.split(maxsplit=1) or [""]
@@ -558,7 +558,12 @@ class _Desk:
                 self.language,
                 "relay_to_expert",
                 talent=_talent_label(ticket, talent),
-                message=_with_attachment(self.services, self.language, message.text, attachment),
+                message=_with_attachment(
+                    self.services,
+                    self.language,
+                    message.text if ticket.contacts_shared else mask_contacts(message.text),
+                    attachment,
+                ),
             )
             files.append(OutMessage(text=text, language=self.language, attachment=attachment))
         return files

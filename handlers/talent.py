@@ -168,10 +168,10 @@ class _Turn:
         return self._answer_question(text)
 
     async def _agree(self) -> list[OutMessage]:
-        """ "Yes" to the bot's offer to pass the question on (a message whose one button is
-        "Talk to an expert") is a tap on that button; any other "yes" or "ok" asks for words."""
+        """A yes to "Shall I pass it on?" is a tap on its button; any other yes or ok (to an
+        out-of-scope notice, say) asks for the question in words."""
         choices = await self.tx.last_buttons(self.user, before=self.message.id)
-        if len(choices) == 1 and choices[0][1].startswith(f"{PAYLOAD_VERSION}:x"):
+        if len(choices) == 1 and choices[0][1].startswith(f"{PAYLOAD_VERSION}:p"):
             self.message.button = choices[0][1]
             return await self._press(choices[0][1])
         return [self._say("what_to_ask")]
@@ -197,8 +197,7 @@ class _Turn:
             return [self._say(template, buttons=choices)]
         if decision.out_of_scope is not None:
             return [self._say("out_of_scope", buttons=[self._expert_button(self.message)])]
-        expert_button = self._expert_button(self.message)
-        return [self._say("handoff_offer", buttons=[expert_button], question=text)]
+        return [self._offer(self.message, text)]
 
     def _option_label(self, entry: Entry, decision: Decision) -> str:
         """An option as the dimension asked about ("A patent"), or as its question."""
@@ -281,34 +280,32 @@ class _Turn:
             if kind == "y":
                 return [self._say("feedback_thanks")]
             return [self._say("feedback_sorry", buttons=[self._expert_button(answered)])]
-        if kind in ("x", "o"):
+        if kind in ("x", "p", "o"):
             # The button says which question it was shown under: an old one still hands that
             # question over, not the latest.
             asked = await self._asked(argument)
-            if kind == "x":
+            if kind in ("x", "p"):
                 return await self._request_expert(asked)
             question = asked.text if asked is not None else ""
-            return [
-                self._say("handoff_offer", buttons=[self._expert_button(asked)], question=question)
-            ]
+            return [self._offer(asked, question)]
         if kind == "l" and argument in ("en", "zh"):
             return self._choose_language(argument)
         if kind == "f" and argument == "yes":
             ticket = await self.tx.ticket_of(self.user)
+            await privacy.forget(self.tx, self.user)
             if ticket is not None:
-                ticket_id, expert_id = ticket.id, ticket.expert_id
+                ticket_id, expert_id = ticket.id, await self.tx.holder(ticket.id)
                 self.afterwards.append(
                     lambda: expert.closed_by_talent(
                         ticket_id, expert_id, self.services, "talent_forgot"
                     )
                 )
-            await privacy.forget(self.tx, self.user)
             self.forgotten = True
             return [self._say("forgotten")]
         if kind == "f" and argument == "no":
             return [self._say("forget_cancelled")]
-        if kind == "w" and not argument:
-            return await self._withdraw()
+        if kind == "w":
+            return await self._withdraw(record_number(argument) if argument else None)
         if kind == "k" and argument in ("name", "contacts"):
             return await self._consent(argument)
         if kind == "c":
@@ -359,7 +356,7 @@ class _Turn:
         if command == "expert":
             return await self._request_expert()
         if command == "cancel":
-            return await self._withdraw()
+            return await self._withdraw(None)
         if command == "mydata":
             stored = await privacy.holdings(self.tx, self.user)
             return [self._say("mydata", stored=stored)]
@@ -414,18 +411,20 @@ class _Turn:
         buttons = [
             Button(self._label("share_name"), self._payload("k", "name")),
             Button(self._label("share_contacts"), self._payload("k", "contacts")),
-            Button(self._label("withdraw"), self._payload("w")),
+            Button(self._label("withdraw"), self._payload("w", str(ticket.id))),
         ]
         return [self._say("expert_requested", buttons=buttons, ticket=ticket.id, place=place)]
 
-    async def _withdraw(self) -> list[OutMessage]:
-        """The talent takes back their request for an expert: the ticket closes, and the bot
-        answers their questions again."""
+    async def _withdraw(self, named: int | None) -> list[OutMessage]:
+        """The talent takes back their request for an expert (the one a button names, else
+        the open one): the ticket closes, and the bot answers their questions again."""
         ticket = await self.tx.ticket_of(self.user)
-        if ticket is None:
+        ticket_id = named if named is not None else ticket.id if ticket is not None else None
+        if ticket_id is None:
             return [self._say("nothing_to_withdraw")]
-        ticket_id, expert_id = ticket.id, ticket.expert_id
-        await self.tx.withdraw(ticket, self.user)
+        if not await self.tx.withdraw(ticket_id, self.user):
+            return [self._say("withdrawn_already", ticket=ticket_id)]
+        expert_id = await self.tx.holder(ticket_id)
         self.afterwards.append(
             lambda: expert.closed_by_talent(ticket_id, expert_id, self.services, "talent_withdrew")
         )
@@ -470,11 +469,16 @@ class _Turn:
         ticket.rating_comment = text
         return [self._say("rating_comment")]
 
-    def _expert_button(self, question: Message | None = None) -> Button:
+    def _offer(self, question: Message | None, text: str) -> OutMessage:
+        """ "Shall I pass it on?", with its one button: a "yes" typed next taps it."""
+        offered = self._expert_button(question, kind="p")
+        return self._say("handoff_offer", buttons=[offered], question=text)
+
+    def _expert_button(self, question: Message | None = None, kind: str = "x") -> Button:
         """ "Talk to an expert", naming the question it is shown under if the talent typed it
         (an answer reached by a button hands over their latest typed question instead)."""
         typed = question is not None and question.button is None and question.text
-        return Button(self._label("expert"), self._payload("x", str(question.id) if typed else ""))
+        return Button(self._label("expert"), self._payload(kind, str(question.id) if typed else ""))
 
     def _payload(self, kind: str, argument: str = "") -> str:
         return f"{PAYLOAD_VERSION}:{kind}:{argument}" if argument else f"{PAYLOAD_VERSION}:{kind}"

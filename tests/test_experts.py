@@ -486,7 +486,7 @@ async def test_photos_and_documents_pass_both_ways_and_earlier_ones_come_with_th
     assert (relayed.text, relayed.file) == ("Talent #T-1: 📎 document my contract", "contract")
     await talent.send_content(sticker=STICKER)
     [refused] = await talent.read()
-    assert "Your expert sees text, photos and documents only" in refused.text
+    assert "Only text, photos and documents reach the expert" in refused.text
 
     await expert.send_content(photo=photo("form"), caption="Fill in this form")
     [from_expert] = await talent.read()
@@ -501,6 +501,9 @@ async def test_photos_and_documents_pass_both_ways_and_earlier_ones_come_with_th
     await expert.send_content(sticker=STICKER)
     [told] = await expert.read()
     assert "The talent sees text, photos and documents only" in told.text
+    await expert.send("/")
+    [help_text] = await expert.read()
+    assert "Volunteer expert commands" in help_text.text
 
 
 async def test_a_talent_may_withdraw_a_request_waiting_or_claimed(
@@ -596,6 +599,13 @@ async def test_an_edited_message_reaches_the_other_side_marked_as_a_change(
     await expert.edit(first, "Pay it within 2 months")
     [fixed] = await talent.read()
     assert fixed.text.endswith(": ✏️ Pay it within 2 months")
+    # An edited command is not done again.
+    command = await talent.send("/help")
+    await talent.read()
+    await talent.edit(command, "/help ")
+    await talent.send("/mydata")
+    [after] = await talent.read()
+    assert "Your id" in after.text
 
 
 async def test_an_expert_chooses_the_language_the_bot_writes_to_them_in(
@@ -609,6 +619,69 @@ async def test_an_expert_chooses_the_language_the_bot_writes_to_them_in(
     await ask_for_an_expert(emulator.phone(3713))
     [announcement] = await expert.read()
     assert "新问题 #T-1" in announcement.text
+
+
+async def test_a_file_shared_in_one_ticket_stays_out_of_the_next_and_captions_stay_masked(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    expert, talent = await claimed_ticket(emulator, services, 2712, 3714)
+    await talent.send_content(photo=photo("contract-1"), caption="my contract for ticket 1")
+    await expert.read()
+    await expert.send("/close 1 Done")
+    await expert.read()
+    await talent.read()
+    await talent.send_content(photo=photo("passport"), caption="Call me on +86 138 0000 1111")
+    await talent.read()
+    await ask_for_an_expert(talent)
+    [announcement] = await expert.read()
+    await expert.tap(announcement, claim_label(announcement))
+    card, passport = await expert.read(2)
+    assert "contract" not in card.text
+    assert passport.file == "passport"
+    assert "+86 138" not in passport.text
+    assert "[phone hidden]" in passport.text
+    assert await expert.quiet(0.5) == []
+
+
+async def test_an_old_withdraw_button_does_not_close_a_newer_request(
+    bot: Application, emulator: BotApiEmulator, services: Services
+) -> None:
+    talent = emulator.phone(3715)
+    await ask_for_an_expert(talent)
+    old = talent.received[-1]
+    await talent.send("/cancel")
+    await talent.read()
+    await talent.send("/expert")
+    await talent.read()
+    await talent.tap(old, "Withdraw my request")
+    [reply] = await talent.read()
+    assert reply.text == "Your request #T-1 is already closed."
+    async with services.store.transaction() as tx:
+        statuses = dict((await tx.session.execute(select(Ticket.id, Ticket.status))).all())
+    assert statuses == {1: "closed", 2: "open"}
+
+
+async def test_a_withdrawal_after_a_claim_that_got_in_first_tells_that_expert(
+    services: Services,
+) -> None:
+    expert_user = await services.tickets.enrol("test", "2713", "Xu")
+    async with services.store.transaction() as tx:
+        talent_user = await tx.user("test", "3716", "en")
+        ticket, _, _ = await tx.request_expert(talent_user, "A question", "en", None)
+    async with services.store.transaction() as tx:
+        talent_user = await tx.user("test", "3716", "en")
+        seen = await tx.ticket_of(talent_user)
+        assert seen is not None
+        assert seen.expert_id is None
+        if tx.session.bind.dialect.name == "postgresql":
+            # Another process claims it meanwhile (SQLite lets one transaction write at once).
+            assert await services.tickets.claim(ticket.id, expert_user, 3) == "claimed"
+        assert await tx.withdraw(ticket.id, talent_user)
+        holder = await tx.holder(ticket.id)
+    if services.store.engine.dialect.name == "postgresql":
+        assert holder == expert_user.id
+    async with services.store.transaction() as tx:
+        assert not await tx.withdraw(ticket.id, talent_user)
 
 
 async def test_writing_after_the_ticket_closed_reaches_nobody_and_says_so(

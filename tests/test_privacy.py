@@ -4,9 +4,11 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from bot.conversation import Attachment, Inbound
 from bot.services import Services
 from bot.store import notices, privacy
 from bot.store.models import Message, Notice, Ticket, TicketMessage, User, utcnow
+from handlers import talent
 from tests.test_talent import payloads, say
 
 
@@ -22,6 +24,8 @@ async def test_forget_asks_first_and_then_erases_messages_and_profile(services: 
     await say(services, "How do I value my patent portfolio?", user="leaving")
     await say(services, "/expert", user="leaving")
     await say(services, "my phone is 13800001111", user="leaving")
+    scan = Attachment("photo", "passport-scan")
+    await talent.handle(Inbound("test", "leaving", "scan", attachment=scan), services)
     [confirm] = await say(services, "/forget", user="leaving")
     assert payloads(confirm) == ["1:f:yes", "1:f:no"]
     [kept] = await say(services, button="1:f:no", user="leaving")
@@ -32,11 +36,13 @@ async def test_forget_asks_first_and_then_erases_messages_and_profile(services: 
         found = await tx.session.scalar(select(User).where(User.external_id == "leaving"))
         messages = await tx.session.scalar(select(func.count()).select_from(Message))
         [ticket] = list(await tx.session.scalars(select(Ticket)))
-        texts = list(await tx.session.scalars(select(TicketMessage.text)))
+        kept = (
+            await tx.session.execute(select(TicketMessage.text, TicketMessage.attachment))
+        ).all()
     assert found is None
     assert messages == 0
     assert ticket.question == privacy.ERASED
-    assert texts == [privacy.ERASED]
+    assert [tuple(row) for row in kept] == [(privacy.ERASED, None), (privacy.ERASED, None)]
 
 
 async def test_the_same_person_writing_again_starts_afresh(services: Services) -> None:

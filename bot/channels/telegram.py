@@ -667,6 +667,8 @@ async def _on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message, user = update.effective_message, update.effective_user
     assert message is not None
     assert user is not None
+    if update.edited_message is not None and (message.text or "").startswith("/"):
+        return  # an edited command is not done a second time
     await _reply(update, context, message.chat_id, _inbound(update, user, message.text or ""))
 
 

@@ -294,13 +294,24 @@ class Transaction:
             .limit(1)
         )
 
-    async def withdraw(self, ticket: Ticket, talent: User) -> None:
-        """Close a ticket its talent takes back."""
-        ticket.status = "closed"
-        ticket.closed_at = utcnow()
-        ticket.close_reason = "withdrawn"
-        await self.audit(talent, "withdraw", f"T-{ticket.id}")
-        await self.session.flush()
+    async def withdraw(self, ticket_id: int, talent: User) -> bool:
+        """Close a ticket its talent takes back; whether it was open until now. On PostgreSQL
+        a claim under way is waited for, so `holder` then names its expert."""
+        closed = await self.session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id, Ticket.talent_id == talent.id, Ticket.status != "closed")
+            .values(status="closed", closed_at=utcnow(), close_reason="withdrawn")
+            .execution_options(synchronize_session=False)
+        )
+        if closed.rowcount != 1:
+            return False
+        await self.audit(talent, "withdraw", f"T-{ticket_id}")
+        return True
+
+    async def holder(self, ticket_id: int) -> int | None:
+        """The expert a ticket was with (read after the talent's own change to it, so that a
+        claim that got in first is seen)."""
+        return await self.session.scalar(select(Ticket.expert_id).where(Ticket.id == ticket_id))
 
     async def asked(self, user: User, message_id: int) -> Message | None:
         """A question this user typed, by id; None if it is not theirs or not a question."""
@@ -400,10 +411,11 @@ class Transaction:
 
     async def _bring_kept_files(self, user: User, ticket: Ticket) -> None:
         """Put the photos and documents the talent sent in the last day, since their previous
-        ticket, on their new ticket: whoever claims it sees them."""
+        ticket closed, on their new ticket: whoever claims it sees them (not those sent during
+        that ticket, which were its expert's)."""
         since = utcnow() - KEPT_FILES_FOR
         previous = await self.session.scalar(
-            select(func.max(Ticket.created_at)).where(
+            select(func.max(func.coalesce(Ticket.closed_at, Ticket.created_at))).where(
                 Ticket.talent_id == user.id, Ticket.id != ticket.id
             )
         )

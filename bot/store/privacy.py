@@ -62,7 +62,9 @@ async def forget(tx: Transaction, user: User) -> None:
     await session.execute(delete(Message).where(Message.user_id == user.id))
     await session.execute(delete(Notice).where(Notice.recipient_id == user.id))
     await session.execute(
-        update(TicketMessage).where(TicketMessage.sender_id == user.id).values(text=ERASED)
+        update(TicketMessage)
+        .where(TicketMessage.sender_id == user.id)
+        .values(text=ERASED, attachment=None)
     )
     # A ticket still waiting or being answered closes: nobody is left to answer.
     await session.execute(
