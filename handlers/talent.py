@@ -46,8 +46,9 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage] | Non
                 user.display_name = inbound.display_name
             language = _reply_language(user, written)
             message = await tx.accept(inbound, user, text, language)
-            turn = _Turn(services, tx, user, message, language, inbound.display_name)
-            turn.edited = inbound.edited
+            turn = _Turn(
+                services, tx, user, message, language, inbound.display_name, inbound.edited
+            )
             replies = await turn.respond(inbound.button, text, inbound.attachment)
             if not turn.forgotten:
                 await tx.record_replies(message, replies, **turn.decision_fields())
@@ -102,6 +103,8 @@ class _Turn:
     message: Message
     language: Language
     display_name: str | None
+    # The talent changed a message sent before: relayed again, it is marked as a change.
+    edited: bool = False
 
     def decision_fields(self) -> dict[str, object]:
         """The matcher's decision to store beside the reply, if this turn answered a question."""
@@ -114,7 +117,6 @@ class _Turn:
         # One knowledge base for the whole turn, even if a reload swaps it meanwhile.
         self.matcher = self.services.matcher
         self.forgotten = False
-        self.edited = False
 
     async def respond(
         self, button: str | None, text: str, attachment: Attachment | None = None
