@@ -243,6 +243,14 @@ def test_one_word_in_either_language_gets_a_short_list(matcher: Matcher) -> None
         assert 2 <= len(decision.options) <= 4
 
 
+def test_a_chinese_how_long_or_how_much_without_a_subject_is_not_answered(
+    matcher: Matcher,
+) -> None:
+    for question in ("要多久", "需要多久？", "多少钱"):
+        assert matcher.decide(question).action != "answer", question
+    assert matcher.decide("PCT进入中国要多久").action == "answer"
+
+
 def test_an_uncovered_subject_is_handed_off_by_name(matcher: Matcher) -> None:
     for question in ("How do I renew my residence permit?", "外国人个人所得税怎么算"):
         decision = matcher.decide(question)

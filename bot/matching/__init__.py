@@ -379,6 +379,16 @@ class Matcher:
         return None
 
 
+# Chinese characters that ask (how long, how much, how, whether) without saying about what:
+# a pair of them ("多久", "要多") names no subject.
+_ASKING = frozenset("要多久少几怎么样吗呢什何时候哪")
+
+
 def _too_short(features: Counter[str]) -> bool:
     """A question of one word or term says too little for a confident answer."""
-    return sum(1 for feature in features if len(feature) > 1 or not feature.isascii()) <= 1
+    telling = sum(
+        1
+        for feature in features
+        if (len(feature) > 1 or not feature.isascii()) and not set(feature) <= _ASKING
+    )
+    return telling <= 1
