@@ -24,6 +24,11 @@ from handlers import expert
 PAYLOAD_VERSION = "1"
 EXPERT_COMMANDS = ("queue", "mine", "claim", "release", "close", "available", "away")
 _CHOICE_DIGITS = 2
+# What talents write after /language besides a code (en, zh, zh-CN, en-US …).
+_LANGUAGE_NAMES: dict[str, Language] = {
+    "chinese": "zh", "cn": "zh", "中文": "zh", "汉语": "zh", "简体中文": "zh",
+    "英文": "en", "英语": "en",
+}  # fmt: skip
 
 
 async def handle(inbound: Inbound, services: Services) -> list[OutMessage] | None:
@@ -344,8 +349,9 @@ class _Turn:
         if command == "help":
             return [self._say("help")]
         if command == "language":
-            if argument in ("en", "zh"):
-                return self._choose_language(argument)
+            chosen = _LANGUAGE_NAMES.get(argument) or _language_from_hint(argument)
+            if chosen is not None:
+                return self._choose_language(chosen)
             return [
                 self._say(
                     "language_usage",

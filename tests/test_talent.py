@@ -191,6 +191,18 @@ async def test_button_for_an_entry_that_no_longer_exists_says_so(services: Servi
     assert "no longer available" in reply.text
 
 
+async def test_a_language_is_chosen_by_its_name_or_code_as_talents_write_them(
+    services: Services,
+) -> None:
+    for argument, expected in (("中文", "zh"), ("Chinese", "zh"), ("zh-CN", "zh"),
+                               ("English", "en"), ("英文", "en"), ("en-US", "en")):  # fmt: skip
+        [reply] = await say(services, f"/language {argument}")
+        assert reply.language == expected, argument
+        assert not reply.buttons, argument
+    [usage] = await say(services, "/language klingon")
+    assert usage.buttons
+
+
 async def test_chosen_language_wins_over_the_language_of_the_message(
     services: Services,
 ) -> None:
