@@ -9,7 +9,7 @@ import asyncio
 import logging
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 
 from markupsafe import Markup
@@ -32,7 +32,7 @@ from bot.reload import reload
 from bot.reports import stats, stats_as_text, unanswered
 from bot.services import Services
 from bot.store import DuplicateInbound, Transaction, notices, restored
-from bot.store.models import Notice, Ticket, User, utcnow
+from bot.store.models import Notice, Ticket, TicketMessage, User, utcnow
 from bot.store.tickets import Relay
 from bot.text import clean, record_number
 
@@ -188,18 +188,12 @@ async def deliver(relay: Relay, services: Services) -> None:
     if outbox is None or ticket is None or sender is None or recipient is None:
         return
     language = _language_of(recipient)
-    words = _with_attachment(services, language, relay.text, relay.attachment)
     if sender.id == ticket.talent_id:
-        text = services.templates.render(
-            language,
-            "relay_to_expert",
-            talent=_talent_label(ticket, sender),
-            message=words if ticket.contacts_shared else mask_contacts(words),
-        )
+        text = _from_talent(services, language, ticket, sender, relay.text, relay.attachment)
     else:
         text = services.templates.render(
             language, "relay_to_talent", expert=_expert_label(services, language, sender),
-            message=words,
+            message=_with_attachment(services, language, relay.text, relay.attachment),
         )  # fmt: skip
     message = OutMessage(text=text, language=language, attachment=relay.attachment)
     try:
@@ -230,19 +224,35 @@ async def closed_by_talent(
     """The talent closed their ticket (withdrew it, or asked to be forgotten): the expert
     holding it is told `why` (a template), and the Claim buttons shown for it say it is
     closed."""
-    tickets, outbox = services.tickets, services.outbox
-    if outbox is None:
+    if services.outbox is None:
         return
-    expert = await tickets.user(expert_id) if expert_id is not None else None
+    expert = await services.tickets.user(expert_id) if expert_id is not None else None
     if expert is not None:
         language = _language_of(expert)
         text = services.templates.render(language, why, ticket=ticket_id)
         await send_to(services, expert, OutMessage(text=text, language=language))
-    for shown, ref in await tickets.announcements(ticket_id):
+    await _replace_claim_buttons(
+        services, ticket_id, lambda _shown: ("claim_closed", {"ticket": ticket_id})
+    )
+
+
+async def _replace_claim_buttons(
+    services: Services,
+    ticket_id: int,
+    saying: Callable[[User], tuple[str, dict[str, object]]],
+) -> None:
+    """Replace every Claim button shown for a ticket with what `saying` gives (a template and
+    its values) for the expert who was shown it."""
+    if services.outbox is None:
+        return
+    for shown, ref in await services.tickets.announcements(ticket_id):
         language = _language_of(shown)
-        text = services.templates.render(language, "claim_closed", ticket=ticket_id)
+        template, values = saying(shown)
+        text = services.templates.render(language, template, **values)
         try:
-            await outbox.edit(_recipient(shown), ref, OutMessage(text=text, language=language))
+            await services.outbox.edit(
+                _recipient(shown), ref, OutMessage(text=text, language=language)
+            )
         except Unreachable:
             continue
 
@@ -397,11 +407,7 @@ class _Desk:
         talent = await self.tickets.user(before.talent_id)
         if ticket is not None and talent is not None:
             await self._taken(ticket, talent, to)
-            desk = _Desk(self.services, to, _language_of(to))
-            for message in [
-                await desk._case_card(ticket, talent),
-                *await desk._case_files(ticket, talent),
-            ]:
+            for message in await _Desk(self.services, to, _language_of(to))._case(ticket, talent):
                 await send_to(self.services, to, message)
         return [self._say("reassigned", ticket=ticket_id, name=to.display_name or external_id)]
 
@@ -416,7 +422,7 @@ class _Desk:
         if ticket is None or talent is None:
             return [self._say("claim_missing", ticket=ticket_id)]
         await self._taken(ticket, talent, self.expert)
-        return [await self._case_card(ticket, talent), *await self._case_files(ticket, talent)]
+        return await self._case(ticket, talent)
 
     async def _taken(self, ticket: Ticket, talent: User, holder: User) -> None:
         """`holder` now has the ticket: its Claim buttons go, and the talent is told who."""
@@ -547,36 +553,29 @@ class _Desk:
             await deliver(relay, self.services)
         return []
 
-    async def _case_files(self, ticket: Ticket, talent: User) -> list[OutMessage]:
-        """The photos and documents the talent put on the ticket, to follow its case card."""
+    async def _case(self, ticket: Ticket, talent: User) -> list[OutMessage]:
+        """The case card, then each photo or document the talent put on the ticket."""
+        added = [
+            m for m in await self.tickets.ticket_messages(ticket.id) if m.sender_id == talent.id
+        ]
         files = []
-        for message in await self.tickets.ticket_messages(ticket.id):
+        for message in added:
             attachment = restored(message.attachment)
-            if message.sender_id != talent.id or attachment is None:
-                continue
-            text = self.services.templates.render(
-                self.language,
-                "relay_to_expert",
-                talent=_talent_label(ticket, talent),
-                message=_with_attachment(
-                    self.services,
-                    self.language,
-                    message.text if ticket.contacts_shared else mask_contacts(message.text),
-                    attachment,
-                ),
-            )
-            files.append(OutMessage(text=text, language=self.language, attachment=attachment))
-        return files
+            if attachment is not None:
+                text = _from_talent(
+                    self.services, self.language, ticket, talent, message.text, attachment
+                )
+                files.append(OutMessage(text=text, language=self.language, attachment=attachment))
+        return [await self._case_card(ticket, talent, added), *files]
 
-    async def _case_card(self, ticket: Ticket, talent: User) -> OutMessage:
+    async def _case_card(
+        self, ticket: Ticket, talent: User, added: list[TicketMessage]
+    ) -> OutMessage:
         rejected = []
         for entry_id in await self.tickets.rejected_answers(talent):
             entry = self.services.matcher.knowledge.get(entry_id)
             if entry is not None and entry.text(self.language).question not in rejected:
                 rejected.append(entry.text(self.language).question)
-        added = [
-            m for m in await self.tickets.ticket_messages(ticket.id) if m.sender_id == talent.id
-        ]
         earlier = await self.tickets.recent_questions(talent, ticket) + [
             _with_attachment(self.services, self.language, m.text, restored(m.attachment))
             for m in added
@@ -599,17 +598,14 @@ class _Desk:
 
     async def _withdraw_announcements(self, ticket: Ticket, holder: User) -> None:
         """Replace every Claim button for this ticket with "taken" (or "yours", for `holder`)."""
-        outbox = self.services.outbox
-        if outbox is None:
-            return
-        for expert, ref in await self.tickets.announcements(ticket.id):
-            language = _language_of(expert)
-            key = "announcement_yours" if expert.id == holder.id else "announcement_taken"
-            text = self.services.templates.render(language, key, **_summary(ticket))
-            try:
-                await outbox.edit(_recipient(expert), ref, OutMessage(text=text, language=language))
-            except Unreachable:
-                continue
+        await _replace_claim_buttons(
+            self.services,
+            ticket.id,
+            lambda shown: (
+                "announcement_yours" if shown.id == holder.id else "announcement_taken",
+                _summary(ticket),
+            ),
+        )
 
     def _limit(self) -> int:
         return self.expert.max_open_tickets or self.services.settings.expert_max_open_tickets
@@ -652,6 +648,25 @@ def _expert_label(services: Services, language: Language, expert: User) -> str:
 
 def _label(services: Services, language: Language, name: str, /, **context: object) -> str:
     return Markup(services.templates.label(language, name, **context)).unescape()
+
+
+def _from_talent(
+    services: Services,
+    language: Language,
+    ticket: Ticket,
+    talent: User,
+    text: str,
+    attachment: Attachment | None,
+) -> str:
+    """What the talent of `ticket` said, as an expert reads it: contacts masked until the
+    talent agrees to share them."""
+    words = _with_attachment(services, language, text, attachment)
+    return services.templates.render(
+        language,
+        "relay_to_expert",
+        talent=_talent_label(ticket, talent),
+        message=words if ticket.contacts_shared else mask_contacts(words),
+    )
 
 
 def _with_attachment(
