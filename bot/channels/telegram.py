@@ -677,17 +677,16 @@ async def _on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     assert query is not None
     tapper = query.from_user.id
     chat = query.message.chat if query.message else None
+    chat_id = chat.id if chat else tapper
     message_id = query.message.message_id if query.message else 0
     # The user's app sends the data, so it may be forged: control characters go (PostgreSQL
     # refuses NUL in text), as from anything typed.
     data = clean(query.data or "")
-    # The same button tapped twice is one event: the second tap is not answered again.
-    key = f"tap:{chat.id if chat else tapper}:{message_id}:{data}"
-    if chat is not None and chat.type != ChatType.PRIVATE:
-        # In the experts' group each member's tap is their own, and what it brings (a case
-        # card) is for them alone: it goes to their private chat with the bot.
-        key = f"tap:{chat.id}:{message_id}:{tapper}:{data}"
-        chat = None
+    # The same button tapped twice is one event: the second tap is not answered again. In the
+    # experts' group each member's tap is their own, and what it brings (a case card) is for
+    # them alone: it goes to their private chat with the bot.
+    in_group = chat is not None and chat.type != ChatType.PRIVATE
+    key = f"tap:{chat_id}:{message_id}:{f'{tapper}:' if in_group else ''}{data}"
     inbound = Inbound(
         channel=CHANNEL,
         user_key=str(tapper),
@@ -702,7 +701,7 @@ async def _on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         # Answering only stops the spinner on the button, so the tap is acted on all the same:
         # one handled again later is too old to answer, and Telegram may be out of reach.
         _log.info("Could not answer the tap on message %s: %s", message_id, error)
-    await _reply(update, context, chat.id if chat else tapper, inbound)
+    await _reply(update, context, tapper if in_group else chat_id, inbound)
 
 
 _CONTENT_KINDS: Sequence[str] = (
