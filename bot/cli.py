@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from telegram.error import InvalidToken, NetworkError
 
-from bot import pidfile, startup
+from bot import pidfile, reload, startup
 from bot.channels import CHANNELS, TELEGRAM, TELEGRAM_USER_ID
 from bot.config import Settings, SettingsError, load_settings
 from bot.evaluation import (
@@ -337,20 +337,18 @@ def _kb_check(args: argparse.Namespace, settings: Settings) -> int:
             settings.labelled_questions, deployed.knowledge, edited.knowledge
         )
         found = changes(deployed, edited, [item.q for item in questions])
-        before = summarise(questions, evaluate(deployed, questions))["all"]
-        after = summarise(questions, evaluate(edited, questions))["all"]
+        was = summarise(questions, evaluate(deployed, questions))["all"]["answered_correctly"]
+        now = summarise(questions, evaluate(edited, questions))["all"]["answered_correctly"]
         print(
             f"\nlabelled questions ({settings.labelled_questions}): {len(found)} decisions change; "
-            f"correct direct answers {before['answered_correctly']:.1%} -> "
-            f"{after['answered_correctly']:.1%}"
+            f"correct direct answers {was:.1%} -> {now:.1%}"
         )
         for change in found:
             print(f"  {change}")
-        drop = before["answered_correctly"] - after["answered_correctly"]
-        if drop > settings.reload_max_accuracy_drop / 100:
+        if reload.refused(was, now, settings.reload_max_accuracy_drop):
             print(
                 f"WARNING: the running bot will refuse this set: its correct direct answers drop "
-                f"{drop * 100:.1f} points, more than RELOAD_MAX_ACCURACY_DROP "
+                f"{(was - now) * 100:.1f} points, more than RELOAD_MAX_ACCURACY_DROP "
                 f"({settings.reload_max_accuracy_drop:g} points); staff can load it with "
                 "/reload force"
             )

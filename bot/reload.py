@@ -56,12 +56,7 @@ def reload(services: Services, force: bool = False) -> Outcome:
     candidate = Matcher(knowledge, current.thresholds, current.calibration)
     questions = _labelled(services, current, candidate)
     before, after = _accuracy(questions, current), _accuracy(questions, candidate)
-    if (
-        not force
-        and before is not None
-        and after is not None
-        and before - after > settings.reload_max_accuracy_drop / 100
-    ):
+    if not force and refused(before, after, settings.reload_max_accuracy_drop):
         return Outcome("worse", current.knowledge.version, [], before, after)
     services.matcher = candidate
     _log.info("Knowledge base %s loaded (%d entries)", knowledge.version, len(knowledge))
@@ -83,6 +78,12 @@ def follow(services: Services, version: str) -> bool:
     services.matcher = Matcher(knowledge, current.thresholds, current.calibration)
     _log.info("Knowledge base %s loaded, as forced in another process", version)
     return True
+
+
+def refused(before: float | None, after: float | None, max_drop: float) -> bool:
+    """Whether a set whose share of correct direct answers goes from `before` to `after` is
+    refused unless forced: it drops by more than `max_drop` points (RELOAD_MAX_ACCURACY_DROP)."""
+    return before is not None and after is not None and before - after > max_drop / 100
 
 
 def _labelled(
