@@ -639,12 +639,8 @@ async def _reply(
             pause,
         )
         return
-    try:
-        async with services.store.statement() as tx:
-            await tx.answered(inbound)
-    except StoreUnavailable as error:
-        # Only if this process then dies is the update handled again, and the replies resent.
-        _log.warning("Cannot note that update %s was answered: %s", update.update_id, error)
+    # Noted with the update's mark: under load one statement notes many.
+    updates.answered(update, inbound.message_key)
 
 
 def _inbound(

@@ -24,6 +24,7 @@ import logging
 
 from telegram import Bot, Update
 
+from bot.channels import TELEGRAM
 from bot.store import StoreUnavailable
 from bot.store.inbox import Inbox
 from bot.store.outage import Backoff
@@ -47,6 +48,9 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         self._recovered: set[int] = set()
         # Handled, and waiting for the mark being written to be done.
         self._to_mark: set[int] = set()
+        # The stored inbound of each handled update whose replies went out, to note with its
+        # mark.
+        self._answered: dict[int, str] = {}
         self._marking = False
         # Held back, by chat, each chat's waiting for its timer to queue them again; and how
         # often each update was tried and held back, until it is marked handled.
@@ -120,6 +124,11 @@ class DurableUpdateQueue(asyncio.Queue[object]):
                 self._recovered.add(update.update_id)
             self.put_nowait(update)
 
+    def answered(self, update: Update, inbound_key: str) -> None:
+        """Note that the replies to `update` (stored under `inbound_key`) went out; the store
+        hears it just before the update is marked handled."""
+        self._answered[update.update_id] = inbound_key
+
     async def handled(self, update: object) -> None:
         """Mark an update's handling finished (the update processor calls this); not one held
         back, which is still to be handled."""
@@ -137,10 +146,17 @@ class DurableUpdateQueue(asyncio.Queue[object]):
             self._marking = False
 
     async def _mark(self, update_ids: set[int]) -> None:
+        answered = [self._answered.pop(u) for u in update_ids if u in self._answered]
         try:
+            # Answered first: an update handled again after a crash between the two is then
+            # owed nothing, while one left unnoted as answered gets its replies once more.
+            if answered:
+                async with self.inbox.store.statement() as tx:
+                    await tx.answered(TELEGRAM, answered)
             await self.inbox.handled(update_ids)
         except StoreUnavailable as error:
-            # Left unhandled, they are handled again only after a crash, and owed nothing then.
+            # Left unhandled, they are handled again only after a crash (and those not noted
+            # as answered are sent their replies again then).
             _log.warning("Cannot mark updates %s handled: %s", sorted(update_ids), error)
         self._pending -= update_ids
         self._recovered -= update_ids

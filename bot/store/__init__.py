@@ -2,13 +2,13 @@
 
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, event, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, event, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -174,13 +174,9 @@ class Transaction:
         stays locked until the transaction ends, so that two of a user's messages handled at
         once (by two processes) are handled one after the other, each seeing what the other
         did. (SQLite lets one transaction write at a time anyway.)"""
-        known = (
-            select(User)
-            .where(User.channel == channel, User.external_id == external_id)
-            .with_for_update()
-        )
+        known = {"channel": channel, "external_id": external_id}
         # Nearly every message is from someone the bot knows: one query finds them.
-        found = await self.session.scalar(known)
+        found = await self.session.scalar(_KNOWN_USER, known)
         if found is not None:
             return found
         table = User.__table__
@@ -203,7 +199,7 @@ class Transaction:
             )
             .on_conflict_do_nothing(index_elements=["channel", "external_id"])
         )
-        found = await self.session.scalar(known)
+        found = await self.session.scalar(_KNOWN_USER, known)
         assert found is not None
         return found
 
@@ -260,39 +256,21 @@ class Transaction:
             for reply in stored
         ]
 
-    async def answered(self, inbound: Inbound) -> None:
-        """Note that the replies to an inbound went out: it is owed nothing any more."""
+    async def answered(self, channel: str, keys: Collection[str]) -> None:
+        """Note that the replies to these inbounds (by channel key) went out: they are owed
+        nothing any more."""
         await self.session.execute(
-            update(Message)
-            .where(*_unanswered(inbound))
-            .values(delivered_at=utcnow())
-            .execution_options(synchronize_session=False)
+            _ANSWERED, {"from_channel": channel, "keys": list(keys), "now": utcnow()}
         )
 
     async def last_buttons(self, user: User, before: int) -> list[tuple[str, str]]:
         """The choices of the last message the bot sent this user before message `before`."""
-        buttons = await self.session.scalar(
-            select(Message.buttons)
-            .where(Message.user_id == user.id, Message.direction == "out", Message.id < before)
-            .order_by(Message.id.desc())
-            .limit(1)
-        )
+        buttons = await self.session.scalar(_LAST_BUTTONS, {"user": user.id, "before": before})
         return [(label, payload) for label, payload in buttons or []]
 
     async def last_question(self, user: User, before: int) -> Message | None:
         """The last question this user asked before message `before` (one the matcher saw)."""
-        return await self.session.scalar(
-            select(Message)
-            .where(
-                Message.user_id == user.id,
-                Message.direction == "in",
-                Message.action.is_not(None),
-                Message.button.is_(None),
-                Message.id < before,
-            )
-            .order_by(Message.id.desc())
-            .limit(1)
-        )
+        return await self.session.scalar(_LAST_QUESTION, {"user": user.id, "before": before})
 
     async def withdraw(self, ticket_id: int, talent: User) -> bool:
         """Close a ticket its talent takes back; whether it was open until now. On PostgreSQL
@@ -328,9 +306,7 @@ class Transaction:
 
     async def ticket_of(self, user: User) -> Ticket | None:
         """The talent's ticket that is not closed, if any."""
-        return await self.session.scalar(
-            select(Ticket).where(Ticket.talent_id == user.id, Ticket.status != "closed")
-        )
+        return await self.session.scalar(_OPEN_TICKET, {"talent": user.id})
 
     async def add_to_ticket(
         self,
@@ -368,12 +344,7 @@ class Transaction:
 
     async def previous_inbound(self, user: User, before: int) -> Message | None:
         """What the user did just before message `before`."""
-        return await self.session.scalar(
-            select(Message)
-            .where(Message.user_id == user.id, Message.direction == "in", Message.id < before)
-            .order_by(Message.id.desc())
-            .limit(1)
-        )
+        return await self.session.scalar(_PREVIOUS_INBOUND, {"user": user.id, "before": before})
 
     async def audit(self, actor: User | None, action: str, subject: str, **detail: object) -> None:
         """Record who did what: claims, closes, refused attempts, role changes."""
@@ -489,6 +460,51 @@ def _unanswered(inbound: Inbound) -> tuple[ColumnElement[bool], ...]:
         Message.direction == "in",
         Message.delivered_at.is_(None),
     )
+
+
+# The statements nearly every update runs, built once: building one costs about as much
+# as running it.
+_KNOWN_USER = (
+    select(User)
+    .where(User.channel == bindparam("channel"), User.external_id == bindparam("external_id"))
+    .with_for_update()
+)
+_OPEN_TICKET = select(Ticket).where(
+    Ticket.talent_id == bindparam("talent"), Ticket.status != "closed"
+)
+_EARLIER_INBOUND = (
+    Message.user_id == bindparam("user"),
+    Message.direction == "in",
+    Message.id < bindparam("before"),
+)
+_PREVIOUS_INBOUND = select(Message).where(*_EARLIER_INBOUND).order_by(Message.id.desc()).limit(1)
+_LAST_QUESTION = (
+    select(Message)
+    .where(*_EARLIER_INBOUND, Message.action.is_not(None), Message.button.is_(None))
+    .order_by(Message.id.desc())
+    .limit(1)
+)
+_LAST_BUTTONS = (
+    select(Message.buttons)
+    .where(
+        Message.user_id == bindparam("user"),
+        Message.direction == "out",
+        Message.id < bindparam("before"),
+    )
+    .order_by(Message.id.desc())
+    .limit(1)
+)
+_MESSAGES = Message.__table__
+_ANSWERED = (
+    update(_MESSAGES)
+    .where(
+        _MESSAGES.c.channel == bindparam("from_channel"),
+        _MESSAGES.c.channel_key.in_(bindparam("keys", expanding=True)),
+        _MESSAGES.c.direction == "in",
+        _MESSAGES.c.delivered_at.is_(None),
+    )
+    .values(delivered_at=bindparam("now"))
+)
 
 
 def _ping_on_checkout(engine: AsyncEngine) -> None:
