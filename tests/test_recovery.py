@@ -16,11 +16,14 @@ from bot.services import Services
 from bot.store import Store
 from bot.store.inbox import Inbox
 from bot.store.models import AuditEvent, InboxUpdate, Ticket, User, utcnow
+from bot.store.outage import Backoff
 from handlers import expert, talent
 from tests.botapi import BotApiEmulator, free_port
 from tests.conftest import start_webhook, stop, telegram_settings
 
 LEASE = timedelta(seconds=0.3)
+# What PTB's application puts in its update queue when it stops.
+STOP = object()
 QUESTION = "Can a foreigner take the patent agent exam?"
 # Updates are read back with a bot attached, as PTB does; this one never sends anything.
 BOT = Bot("123456:TEST-TOKEN")
@@ -112,6 +115,31 @@ async def test_the_purge_forgets_handled_updates_and_keeps_the_others(store: Sto
     async with store.transaction() as tx:
         kept = list(await tx.session.scalars(select(InboxUpdate.update_id)))
     assert kept == [2]
+
+
+async def test_a_stopping_bot_queues_nothing_more_so_that_its_stop_can_finish(
+    store: Store,
+) -> None:
+    """The application stops once everything queued is handled: an update held back, or one a
+    dead process left, must not be queued after its signal to stop (it waited for ever)."""
+    queue = DurableUpdateQueue(Inbox(store, LEASE), hold_back=Backoff(first=0.05, longest=0.05))
+    await queue.put(update(1))
+    held = await queue.get()
+    assert queue.hold_back(held) is not None
+    await process(store).put(update(2))  # left by a process that dies
+    await queue.put(STOP)
+    assert await queue.get() is STOP
+    queue.task_done()
+    # The held-back update's handling ends; then a later one of a chat is held back too.
+    queue.task_done()
+    assert queue.hold_back(update(3)) is None
+    await asyncio.sleep(LEASE.total_seconds() * 1.5)
+    assert await queue.recover(BOT) == 0
+    await asyncio.wait_for(queue.join(), 1)
+    # Neither is marked handled: the next process takes them over.
+    await queue.handled(held)
+    taker = process(store)
+    assert await taker.recover(BOT) == 2
 
 
 async def test_a_recovered_message_gets_the_replies_that_never_went_out_and_only_once(

@@ -633,10 +633,10 @@ async def _reply(
         # handling the update again, as after a crash, sends what is still owed.
         pause = updates.hold_back(update)
         _log.warning(
-            "Update %s not answered, Telegram is out of reach (%s): trying again in %.0f s",
+            "Update %s not answered, Telegram is out of reach (%s): %s",
             update.update_id,
             error,
-            pause,
+            f"trying again in {pause:.0f} s" if pause is not None else "left for the next start",
         )
         return
     # Noted with the update's mark: under load one statement notes many.

@@ -57,15 +57,31 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         self._held: dict[tuple[str, int], list[Update]] = {}
         self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self._holds: dict[int, int] = {}
+        # Set once the application is stopping: it takes nothing more from the queue.
+        self._closed = False
 
     async def put(self, item: object) -> None:
         """Store an update, then queue it; not one handled or queued before, or another
-        process's."""
+        process's. Anything else is the application's signal to stop taking updates: what is
+        held back or unhandled then stays in the inbox, for the next process to take over."""
         if isinstance(item, Update):
+            if self._closed:
+                return
             if item.update_id in self._pending or not await self._receive(item):
                 return
             self._pending.add(item.update_id)
+        else:
+            self._close()
         await super().put(item)
+
+    def _close(self) -> None:
+        # The application waits for everything queued to be handled: an update queued after
+        # this signal would never be, and its stop would wait for ever. Those held back stay
+        # held (unmarked) until the process ends.
+        self._closed = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
 
     async def _receive(self, update: Update) -> bool:
         # Until the update is stored Telegram should not hear of it, so a short outage is waited
@@ -82,6 +98,8 @@ class DurableUpdateQueue(asyncio.Queue[object]):
 
     async def recover(self, bot: Bot) -> int:
         """Queue again the updates that a process which stopped left unhandled; how many."""
+        if self._closed:
+            return 0
         payloads = await self.inbox.take_abandoned()
         for payload in payloads:
             update = Update.de_json(payload, bot)
@@ -96,22 +114,24 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         """Whether `update` is handled again, after the process handling it stopped."""
         return update.update_id in self._recovered
 
-    def hold_back(self, update: Update, tried: bool = True) -> float:
+    def hold_back(self, update: Update, tried: bool = True) -> float | None:
         """Handle `update` again later, with the other updates of its chat held back, in the
         order they came: its replies could not be sent (`tried`; it is then marked recovered),
         or an earlier update of its chat waits to be. Returns the pause before they are queued
-        again, in seconds."""
+        again, in seconds; None if the application is stopping (the next process to start
+        takes them over from the inbox)."""
         if tried:
             self._holds[update.update_id] = self._holds.get(update.update_id, 0) + 1
         chat = _chat_of(update)
         self._held.setdefault(chat, []).append(update)
         loop = asyncio.get_running_loop()
-        if chat not in self._timers:
+        if chat not in self._timers and not self._closed:
             pause = self._pauses.pause(
                 max(self._holds.get(u.update_id, 1) for u in self._held[chat])
             )
             self._timers[chat] = loop.call_later(pause, self._queue_again, chat)
-        return self._timers[chat].when() - loop.time()
+        timer = self._timers.get(chat)
+        return timer.when() - loop.time() if timer is not None else None
 
     def waits_behind(self, update: Update) -> bool:
         """Whether an earlier update of this update's chat is held back."""
