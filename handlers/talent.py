@@ -158,12 +158,14 @@ class _Turn:
         if not has_words(text):
             return [self._say("no_words")]
         intent = recognise(text)
-        previous = await self.tx.previous_inbound(self.user, before=self.message.id)
-        tapped = (previous.button if previous is not None else None) or ""
-        # Right after a rating, words are a comment on it; a question is answered as ever.
+        # Right after a rating, words are a comment on it; a question is answered as ever
+        # (and what it came after need not be looked up).
         is_question = text.rstrip().endswith(("?", "？"))
-        if tapped.startswith(f"{PAYLOAD_VERSION}:s:") and intent != "expert" and not is_question:
-            return await self._comment_on_rating(tapped, text)
+        if intent != "expert" and not is_question:
+            previous = await self.tx.previous_inbound(self.user, before=self.message.id)
+            tapped = (previous.button if previous is not None else None) or ""
+            if tapped.startswith(f"{PAYLOAD_VERSION}:s:"):
+                return await self._comment_on_rating(tapped, text)
         if intent == "hello":
             return [self._say("hello")]
         if intent == "thanks":
