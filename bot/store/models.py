@@ -25,6 +25,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+# None is kept as SQL NULL, not as JSON's null, however it is written (an ORM attribute or a
+# statement's parameter): `IS NULL` then finds it.
+JSON_VALUE = JSON(none_as_null=True)
+
 
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
@@ -75,8 +79,8 @@ class User(Base):
     language_chosen: Mapped[bool] = mapped_column(Boolean, default=False)
     role: Mapped[str] = mapped_column(String(8), default="talent")
     key_talent: Mapped[bool] = mapped_column(Boolean, default=False)
-    specialties: Mapped[list[str]] = mapped_column(JSON, default=list)
-    expert_languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    specialties: Mapped[list[str]] = mapped_column(JSON_VALUE, default=list)
+    expert_languages: Mapped[list[str]] = mapped_column(JSON_VALUE, default=list)
     available: Mapped[bool] = mapped_column(Boolean, default=True)
     # For experts: how many claimed tickets at once (None: the EXPERT_MAX_OPEN_TICKETS setting).
     max_open_tickets: Mapped[int | None] = mapped_column(Integer)
@@ -103,13 +107,13 @@ class Message(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     button: Mapped[str | None] = mapped_column(String(64))
     # Something other than text the user sent (a photo, a document …): kind and channel file id.
-    attachment: Mapped[dict[str, str] | None] = mapped_column(JSON)
-    buttons: Mapped[list[list[str]] | None] = mapped_column(JSON)
+    attachment: Mapped[dict[str, str] | None] = mapped_column(JSON_VALUE)
+    buttons: Mapped[list[list[str]] | None] = mapped_column(JSON_VALUE)
     language: Mapped[str] = mapped_column(String(2))
     action: Mapped[str | None] = mapped_column(String(8))
     entry_id: Mapped[str | None] = mapped_column(String(48))
     score: Mapped[float | None] = mapped_column(Float)
-    options: Mapped[list[str] | None] = mapped_column(JSON)
+    options: Mapped[list[str] | None] = mapped_column(JSON_VALUE)
     kb_version: Mapped[str | None] = mapped_column(String(16))
     # For a reply: the inbound it answers (replies stored but never sent go out on recovery).
     reply_to: Mapped[int | None] = mapped_column(Integer)
@@ -190,7 +194,7 @@ class TicketMessage(Base):
     source_key: Mapped[str] = mapped_column(String(128))
     text: Mapped[str] = mapped_column(Text)
     # A photo or document passed on with the text (its caption): {"kind", "file_id"}.
-    attachment: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    attachment: Mapped[dict[str, str] | None] = mapped_column(JSON_VALUE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -217,7 +221,7 @@ class AuditEvent(Base):
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     action: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str | None] = mapped_column(String(64))
-    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON_VALUE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -233,7 +237,7 @@ class InboxUpdate(Base):
     __table_args__ = (Index(None, "handled_at", "lease_until"),)
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON_VALUE)
     # The process handling it, which renews its lease while it lives.
     owner: Mapped[str] = mapped_column(String(32))
     lease_until: Mapped[datetime] = mapped_column(UTCDateTime)
