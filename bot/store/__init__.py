@@ -8,7 +8,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, event, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -205,7 +216,11 @@ class Transaction:
 
     async def accept(self, inbound: Inbound, user: User, text: str, language: Language) -> Message:
         """Store an inbound message; raise `DuplicateInbound` if its key was seen before (the
-        unique channel key refuses it, which also settles two deliveries handled at once)."""
+        unique channel key refuses it, which also settles two deliveries handled at once).
+
+        The message returned is not tracked by the session (a statement of its own costs
+        less than the unit of work): what the turn decides about it is written with the
+        replies, by `record_replies`."""
         message = Message(
             user_id=user.id,
             channel=inbound.channel,
@@ -216,25 +231,34 @@ class Transaction:
             attachment=stored(inbound.attachment),
             language=language,
         )
-        self.session.add(message)
         try:
-            await self.session.flush()
+            kept = await self.session.execute(_NEW_MESSAGE, _row(message))
         except IntegrityError:
             raise DuplicateInbound(inbound.message_key) from None
+        message.id = kept.inserted_primary_key[0]
         return message
 
     async def record_replies(
         self, inbound: Message, replies: Sequence[OutMessage], **decision: Any
-    ) -> list[Message]:
-        """Store what the bot says to `inbound`; `decision` holds the matcher's fields for an
-        answer."""
-        stored = [
-            outgoing(inbound.user_id, inbound.channel, reply, reply_to=inbound.id, **decision)
-            for reply in replies
-        ]
-        self.session.add_all(stored)
-        await self.session.flush()
-        return stored
+    ) -> None:
+        """Store what was decided about `inbound` (from `accept`) and what the bot says to it;
+        `decision` holds the matcher's fields for an answer."""
+        await self.session.execute(
+            _DECIDED,
+            {"inbound_id": inbound.id} | {field: getattr(inbound, field) for field in _DECISION},
+        )
+        if replies:
+            await self.session.execute(
+                _NEW_MESSAGE,
+                [
+                    _row(
+                        outgoing(
+                            inbound.user_id, inbound.channel, said, reply_to=inbound.id, **decision
+                        )
+                    )
+                    for said in replies
+                ],
+            )
 
     async def unanswered(self, inbound: Inbound) -> Message | None:
         """The stored inbound with this key, if the replies to it never went out."""
@@ -495,6 +519,22 @@ _LAST_BUTTONS = (
     .limit(1)
 )
 _MESSAGES = Message.__table__
+_NEW_MESSAGE = insert(_MESSAGES)
+# What a turn may decide about the inbound it answers.
+_DECISION = ("button", "language", "action", "entry_id", "score", "options", "kb_version")
+_DECIDED = update(_MESSAGES).where(_MESSAGES.c.id == bindparam("inbound_id"))
+
+
+def _row(message: Message) -> dict[str, Any]:
+    """A new message's columns, for `_NEW_MESSAGE` (which applies no defaults: every row of
+    one statement must name the same columns)."""
+    row = {column.key: getattr(message, column.key) for column in _MESSAGES.c}
+    del row["id"]
+    row["text"] = row["text"] or ""
+    row["created_at"] = row["created_at"] or utcnow()
+    return row
+
+
 _ANSWERED = (
     update(_MESSAGES)
     .where(
