@@ -47,7 +47,9 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage] | Non
             user = await tx.user(inbound.channel, inbound.user_key, first_language)
             if user.role in ("expert", "staff"):
                 return None
-            if inbound.display_name:
+            # Set only when changed: an object left unchanged costs the session nothing to
+            # check before each statement.
+            if inbound.display_name and user.display_name != inbound.display_name:
                 user.display_name = inbound.display_name
             language = _reply_language(user, written)
             message = await tx.accept(inbound, user, text, language)
@@ -93,7 +95,7 @@ def _language_from_hint(hint: str | None) -> Language | None:
 
 def _reply_language(user: User, written: Language | None) -> Language:
     """The language the talent chose; otherwise the one they are writing in."""
-    if not user.language_chosen and written is not None:
+    if not user.language_chosen and written is not None and user.language != written:
         user.language = written
     return "zh" if user.language == "zh" else "en"
 
