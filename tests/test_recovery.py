@@ -4,6 +4,7 @@ recovered inbound is owed, on SQLite and PostgreSQL."""
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from telegram import Bot, Update
@@ -140,6 +141,56 @@ async def test_a_stopping_bot_queues_nothing_more_so_that_its_stop_can_finish(
     await queue.handled(held)
     taker = process(store)
     assert await taker.recover(BOT) == 2
+
+
+class SlowInbox(Inbox):
+    """An inbox whose statements wait for `done`: the application's signal to stop comes while
+    one runs (the store's retries in a short outage, say)."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store, LEASE)
+        self.done = asyncio.Event()
+
+    async def receive(self, update_id: int, payload: dict[str, Any]) -> bool:
+        await self.done.wait()
+        return await super().receive(update_id, payload)
+
+    async def take_abandoned(self) -> list[dict[str, Any]]:
+        await self.done.wait()
+        return await super().take_abandoned()
+
+
+async def test_an_update_stored_as_the_bot_stops_is_left_for_the_next_process(
+    store: Store,
+) -> None:
+    inbox = SlowInbox(store)
+    queue = DurableUpdateQueue(inbox)
+    storing = asyncio.create_task(queue.put(update(11)))  # a webhook request in flight
+    await asyncio.sleep(0.05)
+    await queue.put(STOP)
+    inbox.done.set()
+    await storing
+    # Queued after the signal, it would never be handled, and the stop would wait for it.
+    assert queued(queue) == [STOP]
+    await asyncio.sleep(LEASE.total_seconds() * 1.5)
+    assert await process(store).recover(BOT) == 1
+
+
+async def test_updates_taken_over_as_the_bot_stops_are_left_for_the_next_process(
+    store: Store,
+) -> None:
+    await process(store).put(update(2))  # left by a process that dies
+    await asyncio.sleep(LEASE.total_seconds() * 1.5)
+    inbox = SlowInbox(store)
+    queue = DurableUpdateQueue(inbox)
+    taking = asyncio.create_task(queue.recover(BOT))  # the inbox job, mid-statement
+    await asyncio.sleep(0.05)
+    await queue.put(STOP)
+    inbox.done.set()
+    assert await taking == 0
+    assert queued(queue) == [STOP]
+    await asyncio.sleep(LEASE.total_seconds() * 1.5)
+    assert await process(store).recover(BOT) == 1
 
 
 async def test_a_recovered_message_gets_the_replies_that_never_went_out_and_only_once(

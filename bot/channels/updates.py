@@ -69,6 +69,9 @@ class DurableUpdateQueue(asyncio.Queue[object]):
                 return
             if item.update_id in self._pending or not await self._receive(item):
                 return
+            if self._closed:
+                # The signal to stop came while it was being stored: it stays in the inbox.
+                return
             self._pending.add(item.update_id)
         else:
             self._close()
@@ -101,6 +104,10 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         if self._closed:
             return 0
         payloads = await self.inbox.take_abandoned()
+        if self._closed:
+            # The signal to stop came while they were being taken over: they stay in the
+            # inbox, leased to this process, for the next one to take over.
+            return 0
         for payload in payloads:
             update = Update.de_json(payload, bot)
             self._pending.add(update.update_id)
