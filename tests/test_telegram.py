@@ -208,6 +208,26 @@ async def test_a_429_is_waited_out_and_retried_never_shown(
     assert ("sendMessage", "Too Many Requests: retry after 1") in emulator.errors
 
 
+async def test_an_answer_telegram_still_asks_to_wait_for_is_sent_after_the_wait(
+    emulator: BotApiEmulator, services: Services
+) -> None:
+    """When the rate limiter's retries run out on "retry after", the answer is not lost (nor
+    replaced by an apology): it goes out once Telegram takes it."""
+    app = build_application(telegram_settings(emulator, telegram_max_retries=0), services)
+    await start_polling(app)
+    try:
+        emulator.fail(
+            "sendMessage", ApiError(429, "Too Many Requests: retry after 1", retry_after=1)
+        )
+        phone = emulator.phone(1018)
+        await phone.send(QUESTION)
+        [answer] = await phone.read(within=15)
+        assert "Foreign Permanent Residence ID Card" in answer.text
+        assert await phone.quiet() == []
+    finally:
+        await stop(app)
+
+
 async def test_an_answer_telegram_could_not_take_is_sent_once_it_can(
     bot: Application, emulator: BotApiEmulator
 ) -> None:

@@ -26,7 +26,14 @@ from telegram import (
     User,
 )
 from telegram.constants import ChatType, MessageLimit, ParseMode
-from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, TelegramError
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -626,14 +633,16 @@ async def _reply(
         # Blocked since, or (tapping in the experts' group) never started a chat with the bot.
         _log.info("Update %s not answered: chat %s refuses the bot (%s)", update.update_id,
                   chat_id, error)  # fmt: skip
-    except NetworkError as error:
+    except (NetworkError, RetryAfter) as error:
         if isinstance(error, BadRequest):
             raise
-        # Telegram is out of reach (or its answer was lost): what was decided is stored, and
-        # handling the update again, as after a crash, sends what is still owed.
-        pause = updates.hold_back(update)
+        # Telegram is out of reach (or its answer was lost), or still asks the bot to wait
+        # after the rate limiter's own retries: what was decided is stored, and handling the
+        # update again, as after a crash, sends what is still owed.
+        wait = error.retry_after if isinstance(error, RetryAfter) else 0
+        pause = updates.hold_back(update, at_least=_seconds(wait))
         _log.warning(
-            "Update %s not answered, Telegram is out of reach (%s): %s",
+            "Update %s not answered, Telegram is out of reach or busy (%s): %s",
             update.update_id,
             error,
             f"trying again in {pause:.0f} s" if pause is not None else "left for the next start",
@@ -641,6 +650,11 @@ async def _reply(
         return
     # Noted with the update's mark: under load one statement notes many.
     updates.answered(update, inbound.message_key)
+
+
+def _seconds(wait: float | timedelta) -> float:
+    """A wait as PTB gives it (seconds, or a timedelta in newer versions), in seconds."""
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
 
 
 def _inbound(
@@ -693,7 +707,7 @@ async def _on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     )
     try:
         await query.answer()
-    except NetworkError as error:
+    except (NetworkError, RetryAfter) as error:
         # Answering only stops the spinner on the button, so the tap is acted on all the same:
         # one handled again later is too old to answer, and Telegram may be out of reach.
         _log.info("Could not answer the tap on message %s: %s", message_id, error)

@@ -121,21 +121,21 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         """Whether `update` is handled again, after the process handling it stopped."""
         return update.update_id in self._recovered
 
-    def hold_back(self, update: Update, tried: bool = True) -> float | None:
+    def hold_back(self, update: Update, tried: bool = True, at_least: float = 0) -> float | None:
         """Handle `update` again later, with the other updates of its chat held back, in the
         order they came: its replies could not be sent (`tried`; it is then marked recovered),
-        or an earlier update of its chat waits to be. Returns the pause before they are queued
-        again, in seconds; None if the application is stopping (the next process to start
-        takes them over from the inbox)."""
+        or an earlier update of its chat waits to be. The pause grows with the tries, and is
+        `at_least` seconds (what Telegram asked the bot to wait). Returns the pause before they
+        are queued again, in seconds; None if the application is stopping (the next process to
+        start takes them over from the inbox)."""
         if tried:
             self._holds[update.update_id] = self._holds.get(update.update_id, 0) + 1
         chat = _chat_of(update)
         self._held.setdefault(chat, []).append(update)
         loop = asyncio.get_running_loop()
         if chat not in self._timers and not self._closed:
-            pause = self._pauses.pause(
-                max(self._holds.get(u.update_id, 1) for u in self._held[chat])
-            )
+            tries = max(self._holds.get(u.update_id, 1) for u in self._held[chat])
+            pause = max(self._pauses.pause(tries), at_least)
             self._timers[chat] = loop.call_later(pause, self._queue_again, chat)
         timer = self._timers.get(chat)
         return timer.when() - loop.time() if timer is not None else None
