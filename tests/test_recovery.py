@@ -2,6 +2,7 @@
 recovered inbound is owed, on SQLite and PostgreSQL."""
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from bot.channels.telegram import build_application
 from bot.channels.updates import DurableUpdateQueue
 from bot.conversation import Inbound
 from bot.services import Services
-from bot.store import Store
+from bot.store import Store, StoreUnavailable
 from bot.store.inbox import Inbox
 from bot.store.models import AuditEvent, InboxUpdate, Ticket, User, utcnow
 from bot.store.outage import Backoff
@@ -141,6 +142,37 @@ async def test_a_stopping_bot_queues_nothing_more_so_that_its_stop_can_finish(
     await queue.handled(held)
     taker = process(store)
     assert await taker.recover(BOT) == 2
+
+
+class BlippingInbox(Inbox):
+    """An inbox whose first mark is lost to a database outage."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store, LEASE)
+        self.blips = 1
+
+    async def handled(self, update_ids: Collection[int]) -> None:
+        if self.blips:
+            self.blips -= 1
+            raise StoreUnavailable("connection lost")
+        await super().handled(update_ids)
+
+
+async def test_a_mark_lost_to_a_database_outage_is_written_with_the_next_one(
+    store: Store,
+) -> None:
+    """Else the update would be handed to the next process at start-up and its replies sent
+    again."""
+    queue = DurableUpdateQueue(BlippingInbox(store))
+    await queue.put(update(1))
+    await queue.handled(update(1))
+    await queue.put(update(2))
+    await queue.handled(update(2))
+    async with store.transaction() as tx:
+        unhandled = await tx.session.scalar(
+            select(func.count()).select_from(InboxUpdate).where(InboxUpdate.handled_at.is_(None))
+        )
+    assert unhandled == 0
 
 
 class SlowInbox(Inbox):

@@ -48,6 +48,8 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         self._recovered: set[int] = set()
         # Handled, and waiting for the mark being written to be done.
         self._to_mark: set[int] = set()
+        # Handled, but their mark was lost to a database outage: written with the next one.
+        self._unmarked: set[int] = set()
         # The stored inbound of each handled update whose replies went out, to note with its
         # mark.
         self._answered: dict[int, str] = {}
@@ -167,24 +169,28 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         self._marking = True
         try:
             while self._to_mark:
-                marked, self._to_mark = self._to_mark, set()
+                marked, self._to_mark = self._to_mark | self._unmarked, set()
+                self._unmarked = set()
                 await self._mark(marked)
         finally:
             self._marking = False
 
     async def _mark(self, update_ids: set[int]) -> None:
-        answered = [self._answered.pop(u) for u in update_ids if u in self._answered]
+        answered = {u: self._answered.pop(u) for u in update_ids if u in self._answered}
         try:
             # Answered first: an update handled again after a crash between the two is then
             # owed nothing, while one left unnoted as answered gets its replies once more.
             if answered:
                 async with self.inbox.store.statement() as tx:
-                    await tx.answered(TELEGRAM, answered)
+                    await tx.answered(TELEGRAM, answered.values())
             await self.inbox.handled(update_ids)
         except StoreUnavailable as error:
-            # Left unhandled, they are handled again only after a crash (and those not noted
-            # as answered are sent their replies again then).
-            _log.warning("Cannot mark updates %s handled: %s", sorted(update_ids), error)
+            # Tried again with the next mark. Left unmarked meanwhile, they are handled again
+            # only after a crash (and those not noted as answered are sent their replies again
+            # then).
+            _log.warning("Cannot mark updates %s handled yet: %s", sorted(update_ids), error)
+            self._unmarked |= update_ids
+            self._answered.update(answered)
         self._pending -= update_ids
         self._recovered -= update_ids
         for update_id in update_ids:
