@@ -113,6 +113,27 @@ async def test_a_bot_started_while_telegram_is_out_of_reach_waits_for_it_then_an
     assert bot.returncode == 0
 
 
+async def test_a_bot_stopped_while_telegram_is_out_of_reach_says_so_without_an_error(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+    bot = await start_bot(emulator, url, tmp_path, stderr=asyncio.subprocess.PIPE)
+    phone = emulator.phone(3303)
+    await phone.send(QUESTION)
+    await phone.read(within=30)
+    await emulator.stop()
+    bot.terminate()
+    _, errors = await asyncio.wait_for(bot.communicate(), 30)
+    lines = errors.decode().splitlines()
+    assert bot.returncode == 0
+    # PTB's own error, with its traceback, for the updates it could not confirm; not the bot's
+    # concern, since the inbox keeps them.
+    assert not [line for line in lines if "mark all fetched updates" in line]
+    [said] = [line for line in lines if "Could not confirm the last updates" in line]
+    assert said.startswith("WARNING telegram.ext.Updater: ")
+    assert said.endswith("they are kept, and not handled twice")
+
+
 async def test_a_bot_gives_up_on_telegram_out_of_reach_with_one_clear_line(
     emulator: BotApiEmulator, tmp_path: Path
 ) -> None:
