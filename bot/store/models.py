@@ -26,7 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 # None is kept as SQL NULL, not as JSON's null, however it is written (an ORM attribute or a
-# statement's parameter): `IS NULL` then finds it.
+# statement's parameter): `IS NULL` then finds it (rows written before may hold JSON's null).
 JSON_VALUE = JSON(none_as_null=True)
 
 
