@@ -251,6 +251,14 @@ def test_a_chinese_how_long_or_how_much_without_a_subject_is_not_answered(
     assert matcher.decide("PCT进入中国要多久").action == "answer"
 
 
+def test_an_english_how_much_or_how_long_without_a_subject_is_not_answered(
+    matcher: Matcher,
+) -> None:
+    for question in ("How much does it cost?", "how much is it", "How long?"):
+        assert matcher.decide(question).action != "answer", question
+    assert matcher.decide("How much does a patent cost?").action == "answer"
+
+
 def test_an_uncovered_subject_is_handed_off_by_name(matcher: Matcher) -> None:
     for question in ("How do I renew my residence permit?", "外国人个人所得税怎么算"):
         decision = matcher.decide(question)

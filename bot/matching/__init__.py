@@ -382,6 +382,8 @@ class Matcher:
 # Chinese characters that ask (how long, how much, how, whether) without saying about what:
 # a pair of them ("多久", "要多") names no subject.
 _ASKING = frozenset("要多久少几怎么样吗呢什何时候哪")
+# English words that only ask, as "how much", "how long" (what is asked about is elsewhere).
+_ASKING_WORDS = frozenset({"much", "many", "long", "often", "soon"})
 
 
 def _too_short(features: Counter[str]) -> bool:
@@ -389,6 +391,8 @@ def _too_short(features: Counter[str]) -> bool:
     telling = sum(
         1
         for feature in features
-        if (len(feature) > 1 or not feature.isascii()) and not set(feature) <= _ASKING
+        if (len(feature) > 1 or not feature.isascii())
+        and not set(feature) <= _ASKING
+        and feature not in _ASKING_WORDS
     )
     return telling <= 1
