@@ -13,7 +13,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, delete, select, update
+from sqlalchemy import Insert, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -21,6 +21,12 @@ from bot.store import Store
 from bot.store.models import InboxUpdate, utcnow
 
 _INBOX = InboxUpdate.__table__
+# Built once, as `_keeping` below: every update is marked handled, one or many at a time.
+_HANDLED = (
+    update(_INBOX)
+    .where(_INBOX.c.update_id.in_(bindparam("update_ids", expanding=True)))
+    .values(handled_at=bindparam("now"), payload=None)
+)
 
 
 class Inbox:
@@ -52,12 +58,7 @@ class Inbox:
         """Mark updates handled; their content goes, their ids stay to refuse them if sent
         again."""
         async with self.store.statement() as tx:
-            await tx.session.execute(
-                update(InboxUpdate)
-                .where(InboxUpdate.update_id.in_(update_ids))
-                .values(handled_at=utcnow(), payload=None)
-                .execution_options(synchronize_session=False)
-            )
+            await tx.session.execute(_HANDLED, {"update_ids": list(update_ids), "now": utcnow()})
 
     async def renew(self) -> None:
         """Extend this process's lease on the updates it has not finished."""
