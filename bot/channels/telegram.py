@@ -163,6 +163,7 @@ async def serve(
     logging.getLogger("telegram.ext.Updater").addFilter(_quiet_unconfirmed_updates)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_cut_off_polls)
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
     # `ipbot kb reload` (or kill -HUP) asks for the knowledge base to be loaded again now.
@@ -194,6 +195,21 @@ def _quiet_unconfirmed_updates(record: logging.LogRecord) -> bool:
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         record.exc_info, record.exc_text = None, None
     return True
+
+
+def _quiet_cut_off_polls(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """PTB's polling does not read the failure of a getUpdates that fails as polling stops
+    (Telegram out of reach), and asyncio reports it as an error with a traceback ("Task
+    exception was never retrieved"). The poll was over anyway: it is noted in one line.
+    Anything else is reported as asyncio would."""
+    error, task = context.get("exception"), context.get("future")
+    coroutine = task.get_coro() if isinstance(task, asyncio.Task) else None
+    if isinstance(error, NetworkError) and "polling_action_cb" in getattr(
+        coroutine, "__qualname__", ""
+    ):
+        _log.info("A poll for updates cut off by the stop failed: %s", error)
+        return
+    loop.default_exception_handler(context)
 
 
 async def _reach_telegram(bot: Bot, patience: float, stop: asyncio.Event) -> bool:
