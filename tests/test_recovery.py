@@ -208,6 +208,19 @@ async def test_an_update_stored_as_the_bot_stops_is_left_for_the_next_process(
     assert await process(store).recover(BOT) == 1
 
 
+async def test_an_update_that_arrives_once_the_bot_is_stopping_is_kept_for_the_next_process(
+    store: Store,
+) -> None:
+    """Telegram hears it arrived (a webhook request still under way): it must be stored."""
+    queue = process(store)
+    await queue.put(STOP)
+    assert queued(queue) == [STOP]
+    await queue.put(update(12))
+    assert queued(queue) == []
+    await asyncio.sleep(LEASE.total_seconds() * 1.5)
+    assert await process(store).recover(BOT) == 1
+
+
 async def test_updates_taken_over_as_the_bot_stops_are_left_for_the_next_process(
     store: Store,
 ) -> None:

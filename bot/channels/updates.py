@@ -67,12 +67,11 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         process's. Anything else is the application's signal to stop taking updates: what is
         held back or unhandled then stays in the inbox, for the next process to take over."""
         if isinstance(item, Update):
-            if self._closed:
-                return
             if item.update_id in self._pending or not await self._receive(item):
                 return
             if self._closed:
-                # The signal to stop came while it was being stored: it stays in the inbox.
+                # Stored, even once the application is stopping (a webhook request still
+                # under way): it stays in the inbox for the next process.
                 return
             self._pending.add(item.update_id)
         else:
