@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import (
-    ColumnElement,
     Select,
     and_,
     bindparam,
@@ -262,7 +261,9 @@ class Transaction:
 
     async def unanswered(self, inbound: Inbound) -> Message | None:
         """The stored inbound with this key, if the replies to it never went out."""
-        return await self.session.scalar(select(Message).where(*_unanswered(inbound)))
+        return await self.session.scalar(
+            _UNANSWERED, {"from_channel": inbound.channel, "keys": [inbound.message_key]}
+        )
 
     async def replies_to(self, inbound: Message) -> list[OutMessage]:
         """The replies stored for an inbound, in order."""
@@ -476,16 +477,6 @@ class Transaction:
         return ticket, (ahead or 0) + 1, created
 
 
-def _unanswered(inbound: Inbound) -> tuple[ColumnElement[bool], ...]:
-    """The stored message of `inbound`, while the replies to it have not gone out."""
-    return (
-        Message.channel == inbound.channel,
-        Message.channel_key == inbound.message_key,
-        Message.direction == "in",
-        Message.delivered_at.is_(None),
-    )
-
-
 # The statements nearly every update runs, built once: building one costs about as much
 # as running it.
 _KNOWN_USER = (
@@ -535,16 +526,15 @@ def _row(message: Message) -> dict[str, Any]:
     return row
 
 
-_ANSWERED = (
-    update(_MESSAGES)
-    .where(
-        _MESSAGES.c.channel == bindparam("from_channel"),
-        _MESSAGES.c.channel_key.in_(bindparam("keys", expanding=True)),
-        _MESSAGES.c.direction == "in",
-        _MESSAGES.c.delivered_at.is_(None),
-    )
-    .values(delivered_at=bindparam("now"))
+# The stored inbounds with these channel keys, while the replies to them have not gone out.
+_OWED = (
+    _MESSAGES.c.channel == bindparam("from_channel"),
+    _MESSAGES.c.channel_key.in_(bindparam("keys", expanding=True)),
+    _MESSAGES.c.direction == "in",
+    _MESSAGES.c.delivered_at.is_(None),
 )
+_UNANSWERED = select(Message).where(*_OWED)
+_ANSWERED = update(_MESSAGES).where(*_OWED).values(delivered_at=bindparam("now"))
 
 
 def _ping_on_checkout(engine: AsyncEngine) -> None:
