@@ -18,6 +18,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOpti
 from telegram.constants import ParseMode
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
+from bot import heap
 from bot.channels.telegram import WEBHOOK_PATH, ChatOrderedProcessor, application_builder
 from bot.config import Settings
 
@@ -40,9 +41,19 @@ async def _answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
+async def _settle(_application: Application) -> None:
+    heap.settle()
+
+
 def build(settings: Settings) -> Application:
-    """The application `ipbot run` builds, with the one handler above."""
-    application = application_builder(settings).concurrent_updates(ChatOrderedProcessor()).build()
+    """The application `ipbot run` builds, with the one handler above (and its heap settled
+    once started, as `ipbot run`'s is)."""
+    application = (
+        application_builder(settings)
+        .concurrent_updates(ChatOrderedProcessor())
+        .post_init(_settle)
+        .build()
+    )
     application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.TEXT, _answer))
     return application
 

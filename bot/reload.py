@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot import heap
 from bot.evaluation import (
     LabelledQuestion,
     QuestionSetError,
@@ -45,6 +46,23 @@ def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
 
 def reload(services: Services, force: bool = False) -> Outcome:
     """Load the knowledge folder again and swap it in if it is valid and not worse."""
+    outcome = _reload(services, force)
+    if outcome.status == "loaded":
+        # Here, where nothing of the reload still holds the set it replaced.
+        heap.settle()
+    return outcome
+
+
+def follow(services: Services, version: str) -> bool:
+    """Swap in the folder's set if it is `version`, which staff forced another process to load
+    (`/reload force`), without the accuracy check that refused it; whether it did."""
+    followed = _follow(services, version)
+    if followed:
+        heap.settle()
+    return followed
+
+
+def _reload(services: Services, force: bool) -> Outcome:
     settings = services.settings
     current = services.matcher
     try:
@@ -63,9 +81,7 @@ def reload(services: Services, force: bool = False) -> Outcome:
     return Outcome("loaded", knowledge.version, [], before, after)
 
 
-def follow(services: Services, version: str) -> bool:
-    """Swap in the folder's set if it is `version`, which staff forced another process to load
-    (`/reload force`), without the accuracy check that refused it; whether it did."""
+def _follow(services: Services, version: str) -> bool:
     current = services.matcher
     if current.knowledge.version == version:
         return False

@@ -1,8 +1,10 @@
 """Editing the knowledge base under a running bot: valid edits go live, broken ones never do."""
 
 import asyncio
+import gc
 import json
 import shutil
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 from telegram.ext import Application
 
-from bot import sla
+from bot import heap, sla
 from bot.channels.telegram import build_application
 from bot.conversation import Inbound
 from bot.knowledge import load_knowledge
@@ -23,6 +25,7 @@ from bot.store.models import utcnow
 from handlers import expert as expert_handlers
 from tests.botapi import BotApiEmulator
 from tests.conftest import start_polling, stop, telegram_settings
+from tests.test_heap import collected_in_full
 from tests.test_telegram import BAD_GATEWAY, QUESTION
 
 NEW_TEXT = "Yes: this sentence was just written by staff."
@@ -129,6 +132,27 @@ async def test_a_set_that_answers_worse_is_refused_unless_forced(
     forced = reload(services, force=True)
     assert forced.status == "loaded"
     assert services.matcher.knowledge.get("agent-exam.foreigners") is None
+
+
+async def test_a_reloaded_set_is_settled_and_the_one_it_replaced_is_freed(
+    services: Services, knowledge_copy: Path
+) -> None:
+    services.settings = services.settings.model_copy(
+        update={"knowledge_dir": knowledge_copy, "labelled_questions": None}
+    )
+    replaced = Matcher(load_knowledge(knowledge_copy), services.matcher.thresholds)
+    # Whatever cycles the replaced matcher is part of, it is freed all the same.
+    vars(replaced)["itself"] = replaced
+    services.matcher, gone = replaced, weakref.ref(replaced)
+    del replaced
+    try:
+        heap.settle()
+        edit(knowledge_copy, "Yes, but only under a pilot.", NEW_TEXT)
+        assert reload(services).status == "loaded"
+        assert gone() is None
+        assert not collected_in_full(services.matcher)
+    finally:
+        gc.unfreeze()
 
 
 async def test_questions_matched_during_a_swap_all_get_an_answer(

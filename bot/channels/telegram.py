@@ -45,7 +45,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import pidfile, sla, startup
+from bot import heap, pidfile, sla, startup
 from bot.channels import TELEGRAM
 from bot.channels.http import AiohttpRequest
 from bot.channels.updates import DurableUpdateQueue
@@ -270,6 +270,7 @@ async def _serve_updates(
                 await application.updater.start_polling(
                     allowed_updates=Update.ALL_TYPES, error_callback=on_polling_error
                 )
+            heap.settle()
             on_running(application.bot.username)
             await stop.wait()
             await application.updater.stop()
