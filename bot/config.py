@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///data/ipbot.sqlite3"
+    # Connections each `ipbot run` process keeps open to PostgreSQL. Work beyond them opens
+    # more for the moment, each a new server process with every statement prepared again.
+    database_pool_size: int = Field(default=20, gt=0)
     # How long `ipbot run` waits at start for the database, then for Telegram, while either is
     # not reachable yet (a server or network that starts with the machine may come up after
     # the bot), before giving up.

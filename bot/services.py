@@ -33,7 +33,7 @@ def build_services(settings: Settings) -> Services:
     knowledge = load_knowledge(settings.knowledge_dir)
     return Services(
         settings=settings,
-        store=Store.open(settings.database_url),
+        store=Store.open(settings.database_url, pool_size=settings.database_pool_size),
         matcher=Matcher(knowledge, thresholds_from(settings)),
         templates=Templates(bundled("templates")),
     )

@@ -109,9 +109,16 @@ class Store:
         outage.count_failed_connects_as_lost(engine)
 
     @classmethod
-    def open(cls, url: str, lock_wait: float = 30, backoff: Backoff | None = None) -> "Store":
+    def open(
+        cls,
+        url: str,
+        lock_wait: float = 30,
+        backoff: Backoff | None = None,
+        pool_size: int = 5,
+    ) -> "Store":
         """A store for `url`; a SQLite file's folder is created if missing. A SQLite connection
-        waits up to `lock_wait` seconds for another one's lock."""
+        waits up to `lock_wait` seconds for another one's lock; up to `pool_size` PostgreSQL
+        connections are kept open between uses."""
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
@@ -120,7 +127,7 @@ class Store:
             _enforce_sqlite_foreign_keys(engine)
         else:
             # A pooled connection the server has closed is replaced before it is lent out.
-            engine = create_async_engine(url)
+            engine = create_async_engine(url, pool_size=pool_size)
             _ping_on_checkout(engine)
         return cls(engine, backoff)
 
