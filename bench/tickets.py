@@ -31,6 +31,7 @@ from bench.arguments import whole
 from bench.database import add_database_options, scratch_database
 from bench.harness import questions
 from bench.report import figures, percentile, table
+from bot.config import Settings
 from bot.store import Store
 from bot.store.models import AuditEvent, Ticket, User
 from bot.store.tickets import Tickets
@@ -159,7 +160,7 @@ async def check(store: Store, wanted: int) -> list[str]:
 async def run(args: argparse.Namespace) -> str:
     """Work the queue as `args` say; the closing `key=value` line."""
     async with scratch_database(args.database, args.postgres_url) as url:
-        store = Store.open(url)
+        store = Store.open(url, pool_size=args.pool_size)
         try:
             desk = Desk(store, args.tickets, args.limit)
             experts = [
@@ -193,7 +194,8 @@ async def run(args: argparse.Namespace) -> str:
         )
     print(
         f"{args.database}: {args.tickets} tickets, {args.talents} talents opening them, "
-        f"{args.experts} experts (at most {args.limit} tickets each), {elapsed:.1f} s, "
+        f"{args.experts} experts (at most {args.limit} tickets each), "
+        f"{args.pool_size} connections kept open (PostgreSQL), {elapsed:.1f} s, "
         f"this process busy {cpu / elapsed:.0%} of one core"
     )
     print(table(("operation", "count", "per second", "p50 ms", "p99 ms", "max ms"), rows))
@@ -208,6 +210,7 @@ async def run(args: argparse.Namespace) -> str:
         database=args.database,
         tickets=args.tickets,
         experts=args.experts,
+        pool_size=args.pool_size if args.database == "postgresql" else "-",
         created_per_s=len(timings.seconds["create"]) / elapsed,
         claimed_per_s=desk.outcomes["claimed"] / elapsed,
         closed_per_s=len(timings.seconds["close"]) / elapsed,
@@ -231,6 +234,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--experts", type=whole(1), default=50, help="experts working at once")
     parser.add_argument("--talents", type=whole(1), default=10, help="talents opening at once")
     parser.add_argument("--limit", type=whole(1), default=3, help="tickets an expert may hold")
+    parser.add_argument(
+        "--pool-size",
+        type=whole(1),
+        default=Settings.model_fields["database_pool_size"].default,
+        help="PostgreSQL connections kept open (default: DATABASE_POOL_SIZE's default)",
+    )
     return parser.parse_args(argv)
 
 
