@@ -5,8 +5,9 @@ a database of its own, dropped afterwards. If the variable is set and the server
 reached, the tests fail rather than skip.
 """
 
+import gc
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -74,6 +75,18 @@ def services(store: Store, matcher: Matcher) -> Services:
         matcher=matcher,
         templates=Templates(bundled("templates")),
     )
+
+
+@pytest.fixture
+def unfrozen_afterwards() -> Iterator[None]:
+    """Whatever a test settles (`bot.heap.settle`) is unfrozen when it ends."""
+    yield
+    gc.unfreeze()
+
+
+def collected_in_full(thing: object) -> bool:
+    """Whether a full garbage collection walks `thing`."""
+    return any(tracked is thing for tracked in gc.get_objects())
 
 
 @pytest.fixture

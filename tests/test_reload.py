@@ -1,7 +1,6 @@
 """Editing the knowledge base under a running bot: valid edits go live, broken ones never do."""
 
 import asyncio
-import gc
 import json
 import shutil
 import weakref
@@ -24,8 +23,7 @@ from bot.services import Services
 from bot.store.models import utcnow
 from handlers import expert as expert_handlers
 from tests.botapi import BotApiEmulator
-from tests.conftest import start_polling, stop, telegram_settings
-from tests.test_heap import collected_in_full
+from tests.conftest import collected_in_full, start_polling, stop, telegram_settings
 from tests.test_telegram import BAD_GATEWAY, QUESTION
 
 NEW_TEXT = "Yes: this sentence was just written by staff."
@@ -134,6 +132,7 @@ async def test_a_set_that_answers_worse_is_refused_unless_forced(
     assert services.matcher.knowledge.get("agent-exam.foreigners") is None
 
 
+@pytest.mark.usefixtures("unfrozen_afterwards")
 async def test_a_reloaded_set_is_settled_and_the_one_it_replaced_is_freed(
     services: Services, knowledge_copy: Path
 ) -> None:
@@ -145,14 +144,11 @@ async def test_a_reloaded_set_is_settled_and_the_one_it_replaced_is_freed(
     vars(replaced)["itself"] = replaced
     services.matcher, gone = replaced, weakref.ref(replaced)
     del replaced
-    try:
-        heap.settle()
-        edit(knowledge_copy, "Yes, but only under a pilot.", NEW_TEXT)
-        assert reload(services).status == "loaded"
-        assert gone() is None
-        assert not collected_in_full(services.matcher)
-    finally:
-        gc.unfreeze()
+    heap.settle()
+    edit(knowledge_copy, "Yes, but only under a pilot.", NEW_TEXT)
+    assert reload(services).status == "loaded"
+    assert gone() is None
+    assert not collected_in_full(services.matcher)
 
 
 async def test_questions_matched_during_a_swap_all_get_an_answer(
