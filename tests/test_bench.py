@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import POSTGRES_URL
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
@@ -89,6 +91,17 @@ def test_http_benchmark_measures_both_backends_and_ends_with_their_figures() -> 
     assert re.search(r" httpx_cpu_ms=[\d.]+ aiohttp_cpu_ms=[\d.]+ ratio=[\d.]+$", lines[-1])
 
 
+def test_turn_benchmark_times_three_ways_of_one_transaction_that_store_the_same() -> None:
+    if not POSTGRES_URL:
+        pytest.skip("TEST_POSTGRES_URL is not set: no PostgreSQL server configured")
+    lines = run("turn.py", "--postgres-url", POSTGRES_URL, "--turns", "20", "--rounds", "1")
+    assert "check: every transaction stored its inbound and its reply" in lines
+    assert re.fullmatch(
+        r"turns=20 store_cpu_ms=[\d.]+ core_cpu_ms=[\d.]+ asyncpg_cpu_ms=[\d.]+ stored=yes",
+        lines[-1],
+    )
+
+
 @pytest.mark.parametrize(
     ("script", "arguments", "said"),
     [
@@ -106,6 +119,7 @@ def test_http_benchmark_measures_both_backends_and_ends_with_their_figures() -> 
         ("tickets.py", ["--experts", "0"], "argument --experts: must be at least 1, not 0"),
         ("matcher.py", ["--entries", "-5"], "argument --entries: must be at least 1, not -5"),
         ("http.py", ["--rounds", "0"], "argument --rounds: must be at least 1, not 0"),
+        ("turn.py", ["--turns", "0"], "argument --turns: must be at least 1, not 0"),
         ("soak.py", ["--minutes", "nan"], "argument --minutes: must be a number above 0, not nan"),
         (
             "soak.py",

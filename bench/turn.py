@@ -1,0 +1,270 @@
+"""The store's share of a question: the transaction the bot runs for one talent's question, as
+built and through thinner layers, on PostgreSQL.
+
+A question costs five statements in one transaction: the talent (locked), the inbound, their
+open ticket, the decision and the reply. This runs that transaction `--turns` times in each of
+three ways, in turn, `--rounds` times, and reports this process's lowest CPU time per
+transaction for each:
+
+- store: the store's own calls, as the talent handler makes them (SQLAlchemy's ORM session);
+- core: the store's statements on a SQLAlchemy connection, without the session;
+- asyncpg: the same statements, compiled by SQLAlchemy, sent through asyncpg directly.
+
+    .venv/bin/python bench/turn.py --turns 2000
+
+The last line: `turns=… store_cpu_ms=… core_cpu_ms=… asyncpg_cpu_ms=… stored=yes`.
+"""
+
+import sys
+from pathlib import Path
+
+# Run as a script, the folder on the path is bench/: the repository root is wanted, for
+# `bench` and `tests` as packages.
+if __name__ == "__main__":
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import argparse
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bench.arguments import whole
+from bench.database import scratch_database
+from bench.report import figures, table
+from bot.conversation import Inbound, OutMessage
+from bot.store import (
+    _DECIDED,
+    _DECISION,
+    _KNOWN_USER,
+    _NEW_MESSAGE,
+    _OPEN_TICKET,
+    Store,
+    _row,
+    outgoing,
+)
+from bot.store.models import Message
+
+# Every way runs the store's own statements (`_KNOWN_USER` …), so that they run the same SQL.
+CHANNEL = "telegram"
+TALENT = "4242"
+QUESTION = "How much does a patent application cost?"
+ANSWER = OutMessage(
+    text="The official fees for an invention patent application … " * 8, language="en"
+)
+DECISION = {"action": "answer", "entry_id": "patent-fees", "score": 0.82, "kb_version": "1"}
+WAYS = ("store", "core", "asyncpg")
+
+Turn = Callable[[str], Awaitable[None]]
+
+
+def by_store(store: Store) -> Turn:
+    """A question's transaction through the store, as `handlers.talent.handle` makes it."""
+
+    async def turn(key: str) -> None:
+        async with store.transaction() as tx:
+            user = await tx.user(CHANNEL, TALENT, "en")
+            inbound = Inbound(CHANNEL, TALENT, key, text=QUESTION)
+            message = await tx.accept(inbound, user, QUESTION, "en")
+            await tx.ticket_of(user)
+            for field, value in DECISION.items():
+                setattr(message, field, value)
+            message.options = [DECISION["entry_id"]]
+            await tx.record_replies(
+                message, [ANSWER], action="answer", entry_id=DECISION["entry_id"]
+            )
+
+    return turn
+
+
+def inbound_row(user_id: int, key: str) -> dict[str, Any]:
+    """The inbound's columns, as `Transaction.accept` writes them."""
+    message = Message(
+        user_id=user_id,
+        channel=CHANNEL,
+        channel_key=key,
+        direction="in",
+        text=QUESTION,
+        button=None,
+        attachment=None,
+        language="en",
+    )
+    return _row(message)
+
+
+def reply_row(user_id: int, inbound_id: int) -> dict[str, Any]:
+    """The reply's columns, as `Transaction.record_replies` writes them."""
+    said = outgoing(
+        user_id,
+        CHANNEL,
+        ANSWER,
+        reply_to=inbound_id,
+        action="answer",
+        entry_id=DECISION["entry_id"],
+    )
+    return _row(said)
+
+
+def decided(inbound_id: int) -> dict[str, Any]:
+    """The decision's parameters, as `Transaction.record_replies` writes them."""
+    values = {"button": None, "language": "en", "options": [DECISION["entry_id"]], **DECISION}
+    return {"inbound_id": inbound_id} | {field: values[field] for field in _DECISION}
+
+
+def by_core(engine: AsyncEngine) -> Turn:
+    """The same statements on a SQLAlchemy connection, with no ORM session."""
+
+    async def turn(key: str) -> None:
+        async with engine.begin() as connection:
+            user = await connection.execute(
+                _KNOWN_USER, {"channel": CHANNEL, "external_id": TALENT}
+            )
+            user_id = user.one().id
+            kept = await connection.execute(_NEW_MESSAGE, inbound_row(user_id, key))
+            inbound_id = kept.inserted_primary_key[0]
+            (await connection.execute(_OPEN_TICKET, {"talent": user_id})).first()
+            await connection.execute(_DECIDED, decided(inbound_id))
+            await connection.execute(_NEW_MESSAGE, [reply_row(user_id, inbound_id)])
+
+    return turn
+
+
+class Compiled:
+    """A statement as SQLAlchemy compiles it for asyncpg, run with the values asyncpg takes."""
+
+    def __init__(self, engine: AsyncEngine, statement: Any, columns: list[str] | None) -> None:
+        compiled = statement.compile(dialect=engine.dialect, column_keys=columns)
+        self.sql = compiled.string
+        self.names = compiled.positiontup
+        self.fixed = compiled.params
+
+    def arguments(self, values: dict[str, Any]) -> list[Any]:
+        """The positional arguments, in driver form: JSON as text, times naive UTC."""
+        merged = self.fixed | values
+        return [_driver_value(merged[name]) for name in self.names]
+
+
+def _driver_value(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.replace(tzinfo=None) - value.utcoffset()
+    return value
+
+
+def by_asyncpg(engine: AsyncEngine) -> Turn:
+    """The same statements through asyncpg, on a connection from the same pool."""
+    row_columns = list(inbound_row(0, ""))
+    known_user = Compiled(engine, _KNOWN_USER, None)
+    new_message = Compiled(engine, _NEW_MESSAGE, row_columns)
+    open_ticket = Compiled(engine, _OPEN_TICKET, None)
+    decision = Compiled(engine, _DECIDED, list(_DECISION))
+
+    async def turn(key: str) -> None:
+        async with engine.connect() as pooled:
+            connection = (await pooled.get_raw_connection()).driver_connection
+            async with connection.transaction():
+                user = await connection.fetchrow(
+                    known_user.sql,
+                    *known_user.arguments({"channel": CHANNEL, "external_id": TALENT}),
+                )
+                user_id = user["id"]
+                inbound_id = await connection.fetchval(
+                    new_message.sql, *new_message.arguments(inbound_row(user_id, key))
+                )
+                await connection.fetch(open_ticket.sql, *open_ticket.arguments({"talent": user_id}))
+                await connection.execute(decision.sql, *decision.arguments(decided(inbound_id)))
+                await connection.fetchval(
+                    new_message.sql, *new_message.arguments(reply_row(user_id, inbound_id))
+                )
+
+    return turn
+
+
+async def cpu_per_turn(turn: Turn, keys: itertools.count, turns: int) -> float:
+    """This process's CPU time per transaction, in ms."""
+    started = time.process_time()
+    for _ in range(turns):
+        await turn(f"bench-{next(keys)}")
+    return (time.process_time() - started) / turns * 1000
+
+
+async def run(args: argparse.Namespace) -> str:
+    """Time the three ways as `args` say; the closing `key=value` line."""
+    async with scratch_database("postgresql", args.postgres_url) as url:
+        store = Store.open(url)
+        try:
+            async with store.transaction() as tx:
+                await tx.user(CHANNEL, TALENT, "en")
+            turns = {
+                "store": by_store(store),
+                "core": by_core(store.engine),
+                "asyncpg": by_asyncpg(store.engine),
+            }
+            keys = itertools.count()
+            for turn in turns.values():
+                await cpu_per_turn(turn, keys, min(args.turns, 100))
+            lowest = dict.fromkeys(WAYS, float("inf"))
+            for _ in range(args.rounds):
+                for way in WAYS:
+                    lowest[way] = min(lowest[way], await cpu_per_turn(turns[way], keys, args.turns))
+            done = next(keys)
+            async with store.transaction() as tx:
+                stored = await tx.session.scalar(select(func.count()).select_from(Message))
+        finally:
+            await store.close()
+
+    complete = stored == 2 * done
+    print(
+        f"PostgreSQL: a question's transaction (5 statements), {args.turns} at a time in each "
+        f"way, {args.rounds} rounds in turn; this process's lowest CPU time per transaction"
+    )
+    print(
+        table(
+            ("way", "CPU ms", "against the store"),
+            [(way, lowest[way], f"{lowest[way] / lowest['store']:.0%}") for way in WAYS],
+        )
+    )
+    print(
+        "check: "
+        + (
+            "every transaction stored its inbound and its reply"
+            if complete
+            else f"{stored} messages stored for {done} transactions, not {2 * done}"
+        )
+    )
+    return figures(
+        turns=args.turns,
+        store_cpu_ms=lowest["store"],
+        core_cpu_ms=lowest["core"],
+        asyncpg_cpu_ms=lowest["asyncpg"],
+        stored="yes" if complete else "no",
+    )
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--postgres-url", help="server for a fresh database (default: TEST_POSTGRES_URL)"
+    )
+    parser.add_argument("--turns", type=whole(1), default=2000, help="transactions a round")
+    parser.add_argument("--rounds", type=whole(1), default=3, help="rounds of the three ways")
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    print(asyncio.run(run(parse())))
+
+
+if __name__ == "__main__":
+    main()
