@@ -247,8 +247,7 @@ async def test_a_recovered_message_gets_the_replies_that_never_went_out_and_only
     assert await talent.handle(inbound, services) == []
     # The process died before sending them: they are owed.
     assert await talent.handle(replace(inbound, recovered=True), services) == replies
-    async with services.store.transaction() as tx:
-        await tx.answered("telegram", [inbound.message_key])
+    await services.store.answered("telegram", [inbound.message_key])
     assert await talent.handle(replace(inbound, recovered=True), services) == []
 
 
@@ -270,8 +269,8 @@ async def test_a_recovered_claim_ends_in_one_claim_and_the_case_card(
     assert await expert.handle(tap, services) == []
     # The process died before the case card went out: the claim goes on to it.
     assert await expert.handle(replace(tap, recovered=True), services) == [case]
+    await services.store.answered("telegram", [tap.message_key])
     async with services.store.transaction() as tx:
-        await tx.answered("telegram", [tap.message_key])
         claims = await tx.session.scalar(
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "claim")
         )
@@ -308,8 +307,7 @@ async def test_a_recovered_expert_message_is_relayed_if_it_never_was(
     assert await expert.handle(replace(inbound, recovered=True), services) == []
     [shown] = await talent_phone.read()
     assert shown.text == "Expert Sun: Hi"
-    async with services.store.transaction() as tx:
-        await tx.answered("telegram", [inbound.message_key])
+    await services.store.answered("telegram", [inbound.message_key])
     assert await expert.handle(replace(inbound, recovered=True), services) == []
     assert await talent_phone.quiet() == []
 

@@ -180,8 +180,7 @@ class DurableUpdateQueue(asyncio.Queue[object]):
             # Answered first: an update handled again after a crash between the two is then
             # owed nothing, while one left unnoted as answered gets its replies once more.
             if answered:
-                async with self.inbox.store.statement() as tx:
-                    await tx.answered(TELEGRAM, answered.values())
+                await self.inbox.store.answered(TELEGRAM, answered.values())
             await self.inbox.handled(update_ids)
         except StoreUnavailable as error:
             # Tried again with the next mark. Left unmarked meanwhile, they are handled again

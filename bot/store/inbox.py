@@ -41,9 +41,9 @@ class Inbox:
         """Keep an update that arrived, leased to this process; whether this process is to
         handle it (not if it was handled, or another process has it)."""
         now = utcnow()
-        async with self.store.statement() as tx:
-            kept = await tx.session.execute(
-                _keeping(tx.session.bind.dialect.name),
+        async with self.store.statement() as connection:
+            kept = await connection.execute(
+                _keeping(connection.dialect.name),
                 {
                     "update_id": update_id,
                     "payload": payload,
@@ -57,17 +57,16 @@ class Inbox:
     async def handled(self, update_ids: Collection[int]) -> None:
         """Mark updates handled; their content goes, their ids stay to refuse them if sent
         again."""
-        async with self.store.statement() as tx:
-            await tx.session.execute(_HANDLED, {"update_ids": list(update_ids), "now": utcnow()})
+        async with self.store.statement() as connection:
+            await connection.execute(_HANDLED, {"update_ids": list(update_ids), "now": utcnow()})
 
     async def renew(self) -> None:
         """Extend this process's lease on the updates it has not finished."""
-        async with self.store.statement() as tx:
-            await tx.session.execute(
-                update(InboxUpdate)
-                .where(InboxUpdate.owner == self.owner, InboxUpdate.handled_at.is_(None))
+        async with self.store.statement() as connection:
+            await connection.execute(
+                update(_INBOX)
+                .where(_INBOX.c.owner == self.owner, _INBOX.c.handled_at.is_(None))
                 .values(lease_until=utcnow() + self.lease)
-                .execution_options(synchronize_session=False)
             )
 
     async def take_abandoned(self) -> list[dict[str, Any]]:

@@ -35,20 +35,12 @@ async def waiting(store: Store, decided_before: datetime) -> list[tuple[Notice, 
 
 async def sent(store: Store, notice: Notice) -> None:
     """Forget a notice that went out (or that its recipient can no longer receive)."""
-    async with store.statement() as tx:
-        await tx.session.execute(
-            delete(Notice)
-            .where(Notice.id == notice.id)
-            .execution_options(synchronize_session=False)
-        )
+    async with store.statement() as connection:
+        await connection.execute(delete(Notice).where(Notice.id == notice.id))
 
 
 async def expire(store: Store, before: datetime) -> int:
     """Drop the notices decided before `before` and still not sent; how many."""
-    async with store.statement() as tx:
-        gone = await tx.session.execute(
-            delete(Notice)
-            .where(Notice.created_at < before)
-            .execution_options(synchronize_session=False)
-        )
+    async with store.statement() as connection:
+        gone = await connection.execute(delete(Notice).where(Notice.created_at < before))
         return gone.rowcount or 0

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 T = TypeVar("T")
@@ -122,11 +122,11 @@ async def run(work: Callable[[], Awaitable[T]], backoff: Backoff, availability: 
         await asyncio.sleep(pause)
 
 
-def committed(session: AsyncSession) -> None:
-    """Note that `session` committed: if it wrote, the running unit of work must not be
-    repeated."""
+def committed(wrote: bool) -> None:
+    """Note that a transaction of the running unit of work committed: if it wrote, the unit
+    must not be repeated."""
     attempt = _attempt.get()
-    if attempt is not None and session.info.get("wrote"):
+    if attempt is not None and wrote:
         attempt.wrote = True
 
 
