@@ -46,7 +46,7 @@ from bot.store import (
     _NEW_MESSAGE,
     _OPEN_TICKET,
     Store,
-    _row,
+    new_message,
     outgoing,
 )
 from bot.store.models import Message
@@ -85,7 +85,7 @@ def by_store(store: Store) -> Turn:
 
 def inbound_row(user_id: int, key: str) -> dict[str, Any]:
     """The inbound's columns, as `Transaction.accept` writes them."""
-    message = Message(
+    return new_message(
         user_id=user_id,
         channel=CHANNEL,
         channel_key=key,
@@ -95,12 +95,11 @@ def inbound_row(user_id: int, key: str) -> dict[str, Any]:
         attachment=None,
         language="en",
     )
-    return _row(message)
 
 
 def reply_row(user_id: int, inbound_id: int) -> dict[str, Any]:
     """The reply's columns, as `Transaction.record_replies` writes them."""
-    said = outgoing(
+    return outgoing(
         user_id,
         CHANNEL,
         ANSWER,
@@ -108,7 +107,6 @@ def reply_row(user_id: int, inbound_id: int) -> dict[str, Any]:
         action="answer",
         entry_id=DECISION["entry_id"],
     )
-    return _row(said)
 
 
 def decided(inbound_id: int) -> dict[str, Any]:

@@ -73,10 +73,10 @@ def restored(kept: dict[str, str] | None) -> Attachment | None:
     return Attachment(kept["kind"], kept.get("file_id") or None)
 
 
-def outgoing(user_id: int, channel: str, said: OutMessage, **fields: Any) -> Message:
-    """What the bot says to a user, as the conversation keeps it (with its buttons, so that a
-    number typed next picks from them)."""
-    return Message(
+def outgoing(user_id: int, channel: str, said: OutMessage, **fields: Any) -> dict[str, Any]:
+    """What the bot says to a user, as the conversation keeps it: a new message's columns
+    (with its buttons, so that a number typed next picks from them)."""
+    return new_message(
         user_id=user_id,
         channel=channel,
         direction="out",
@@ -85,6 +85,13 @@ def outgoing(user_id: int, channel: str, said: OutMessage, **fields: Any) -> Mes
         language=said.language,
         **fields,
     )
+
+
+def new_message(**columns: Any) -> dict[str, Any]:
+    """A new message's columns, as `_NEW_MESSAGE` takes them: every row of one statement must
+    name the same columns, and the statement applies no defaults, so those not given are
+    NULL and `created_at` is now. (Built as a dict: an ORM object costs more to make and read.)"""
+    return _BLANK_MESSAGE | {"created_at": utcnow()} | columns
 
 
 class DuplicateInbound(Exception):
@@ -239,7 +246,7 @@ class Transaction:
         The message returned is not tracked by the session (a statement of its own costs
         less than the unit of work): what the turn decides about it is written with the
         replies, by `record_replies`."""
-        message = Message(
+        row = new_message(
             user_id=user.id,
             channel=inbound.channel,
             channel_key=inbound.message_key,
@@ -250,11 +257,10 @@ class Transaction:
             language=language,
         )
         try:
-            kept = await self.session.execute(_NEW_MESSAGE, _row(message))
+            kept = await self.session.execute(_NEW_MESSAGE, row)
         except IntegrityError:
             raise DuplicateInbound(inbound.message_key) from None
-        message.id = kept.inserted_primary_key[0]
-        return message
+        return Message(id=kept.inserted_primary_key[0], **row)
 
     async def record_replies(
         self, inbound: Message, replies: Sequence[OutMessage], **decision: Any
@@ -269,10 +275,8 @@ class Transaction:
             await self.session.execute(
                 _NEW_MESSAGE,
                 [
-                    _row(
-                        outgoing(
-                            inbound.user_id, inbound.channel, said, reply_to=inbound.id, **decision
-                        )
+                    outgoing(
+                        inbound.user_id, inbound.channel, said, reply_to=inbound.id, **decision
                     )
                     for said in replies
                 ],
@@ -523,19 +527,10 @@ _LAST_BUTTONS = (
 )
 _MESSAGES = Message.__table__
 _NEW_MESSAGE = insert(_MESSAGES)
+_BLANK_MESSAGE = dict.fromkeys(column.key for column in _MESSAGES.c if column.key != "id")
 # What a turn may decide about the inbound it answers.
 _DECISION = ("button", "language", "action", "entry_id", "score", "options", "kb_version")
 _DECIDED = update(_MESSAGES).where(_MESSAGES.c.id == bindparam("inbound_id"))
-
-
-def _row(message: Message) -> dict[str, Any]:
-    """A new message's columns, for `_NEW_MESSAGE` (which applies no defaults: every row of
-    one statement must name the same columns)."""
-    row = {column.key: getattr(message, column.key) for column in _MESSAGES.c}
-    del row["id"]
-    row["text"] = row["text"] or ""
-    row["created_at"] = row["created_at"] or utcnow()
-    return row
 
 
 # The stored inbounds with these channel keys, while the replies to them have not gone out.

@@ -161,7 +161,7 @@ class Tickets:
         for when their ticket closes) in their conversation, so that typing a number picks
         from its buttons as from any reply's."""
         async with self.store.transaction() as tx:
-            tx.session.add(outgoing(user.id, user.channel, message))
+            tx.session.add(Message(**outgoing(user.id, user.channel, message)))
 
     async def get(self, ticket_id: int) -> Ticket | None:
         async with self.store.transaction() as tx:
