@@ -124,11 +124,11 @@ def by_core(engine: AsyncEngine) -> Turn:
                 _KNOWN_USER, {"channel": CHANNEL, "external_id": TALENT}
             )
             user_id = user.one().id
-            kept = await connection.execute(_NEW_MESSAGE, inbound_row(user_id, key))
+            kept = await connection.execute(_NEW_MESSAGE.statement, inbound_row(user_id, key))
             inbound_id = kept.inserted_primary_key[0]
             (await connection.execute(_OPEN_TICKET, {"talent": user_id})).first()
-            await connection.execute(_DECIDED, decided(inbound_id))
-            await connection.execute(_NEW_MESSAGE, [reply_row(user_id, inbound_id)])
+            await connection.execute(_DECIDED.statement, decided(inbound_id))
+            await connection.execute(_NEW_MESSAGE.statement, [reply_row(user_id, inbound_id)])
 
     return turn
 
@@ -160,9 +160,9 @@ def by_asyncpg(engine: AsyncEngine) -> Turn:
     """The same statements through asyncpg, on a connection from the same pool."""
     row_columns = list(inbound_row(0, ""))
     known_user = Compiled(engine, _KNOWN_USER, None)
-    new_message = Compiled(engine, _NEW_MESSAGE, row_columns)
+    new_message = Compiled(engine, _NEW_MESSAGE.statement, row_columns)
     open_ticket = Compiled(engine, _OPEN_TICKET, None)
-    decision = Compiled(engine, _DECIDED, list(_DECISION))
+    decision = Compiled(engine, _DECIDED.statement, list(_DECISION))
 
     async def turn(key: str) -> None:
         async with engine.connect() as pooled:

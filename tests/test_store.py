@@ -1,20 +1,24 @@
-"""The store on SQLite and PostgreSQL: migrations, duplicate intake, one open ticket per talent."""
+"""The store on SQLite and PostgreSQL: migrations, duplicate intake, one open ticket per talent,
+what a turn writes, and a connection lost in the middle of one."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from bot.config import Settings
-from bot.conversation import Inbound
+from bot.conversation import Button, Inbound, OutMessage
 from bot.services import build_services
-from bot.store import DuplicateInbound, Store
-from bot.store.models import Base, Ticket
-from tests.conftest import PostgresDatabase
+from bot.store import DuplicateInbound, Store, StoreUnavailable
+from bot.store.inbox import Inbox
+from bot.store.models import Base, Message, Ticket, utcnow
+from tests.conftest import PostgresDatabase, upgraded_store
+from tests.postgres import as_admin
 
 
 async def test_migrations_build_exactly_the_models_schema(store: Store) -> None:
@@ -95,3 +99,78 @@ async def test_the_bot_keeps_as_many_postgresql_connections_as_its_setting_says(
             assert services.store.engine.pool.size() == 7
         finally:
             await services.store.close()
+
+
+async def test_a_turn_stores_its_question_decision_and_replies_as_they_were_given(
+    store: Store,
+) -> None:
+    inbound = Inbound(channel="telegram", user_key="42", message_key="update-7", text="fees?")
+    before = utcnow()
+    async with store.transaction() as tx:
+        user = await tx.user("telegram", "42", "en")
+        question = await tx.accept(inbound, user, "fees?", "en")
+        question.action, question.entry_id, question.score = "clarify", None, 0.41
+        question.options = ["patent-fees", "trademark-fees"]
+        replies = [
+            OutMessage("Which one?", "en", (Button("Patent fees", "1:e:patent-fees"),)),
+            OutMessage("Or ask an expert.", "en"),
+        ]
+        await tx.record_replies(question, replies)
+    async with store.transaction() as tx:
+        rows = list(await tx.session.scalars(select(Message).order_by(Message.id)))
+        nulls = await tx.session.scalar(
+            text("SELECT count(*) FROM messages WHERE attachment IS NULL AND options IS NULL")
+        )
+    asked, *said = rows
+    assert (asked.text, asked.direction, asked.action, asked.score) == (
+        "fees?",
+        "in",
+        "clarify",
+        0.41,
+    )
+    assert asked.options == ["patent-fees", "trademark-fees"]
+    assert asked.attachment is None
+    assert asked.buttons is None
+    assert [(reply.text, reply.buttons, reply.reply_to) for reply in said] == [
+        ("Which one?", [["Patent fees", "1:e:patent-fees"]], asked.id),
+        ("Or ask an expert.", None, asked.id),
+    ]
+    # None is SQL's NULL, not JSON's null; times are UTC, read back as they were written.
+    assert nulls == 2
+    assert all(before <= row.created_at <= utcnow() + timedelta(seconds=1) for row in rows)
+
+
+async def test_a_connection_cut_in_the_middle_of_a_turn_is_an_outage_the_store_gets_over() -> None:
+    inbound = Inbound(channel="telegram", user_key="42", message_key="update-8", text="hi")
+    async with PostgresDatabase() as url, upgraded_store(url) as store:
+
+        async def cut_turn() -> None:
+            async with store.transaction() as tx:
+                user = await tx.user("telegram", "42", "en")
+                backend = await tx.session.scalar(text("SELECT pg_backend_pid()"))
+                await as_admin(url, "SELECT pg_terminate_backend($1)", backend)
+                await tx.accept(inbound, user, "hi", "en")
+
+        with pytest.raises(StoreUnavailable):
+            await cut_turn()
+        # Nothing of the cut turn was kept, and the next one gets a working connection.
+        async with store.transaction() as tx:
+            user = await tx.user("telegram", "42", "en")
+            await tx.accept(inbound, user, "hi", "en")
+
+
+async def test_a_single_statement_on_a_connection_cut_while_pooled_is_an_outage_then_works() -> (
+    None
+):
+    async with PostgresDatabase() as url, upgraded_store(url) as store:
+        inbox = Inbox(store, timedelta(minutes=1))
+        assert await inbox.receive(1, {"update_id": 1})
+        # Cut while it waits in the pool, too briefly to be tested before it is lent again.
+        await as_admin(
+            url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        with pytest.raises(StoreUnavailable):
+            await inbox.receive(2, {"update_id": 2})
+        assert await inbox.receive(2, {"update_id": 2})

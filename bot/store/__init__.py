@@ -35,6 +35,7 @@ from bot.conversation import RELAYED_KINDS, Attachment, Button, Inbound, OutMess
 from bot.knowledge import Language
 from bot.redact import deadlines
 from bot.store import migrate, outage
+from bot.store.driver import DriverStatement
 from bot.store.models import AuditEvent, Feedback, Message, Ticket, TicketMessage, User, utcnow
 from bot.store.outage import Backoff, StoreUnavailable
 
@@ -257,23 +258,23 @@ class Transaction:
             language=language,
         )
         try:
-            kept = await self.session.execute(_NEW_MESSAGE, row)
+            message_id = await _NEW_MESSAGE.returning(self.session, row)
         except IntegrityError:
             raise DuplicateInbound(inbound.message_key) from None
-        return Message(id=kept.inserted_primary_key[0], **row)
+        return Message(id=message_id, **row)
 
     async def record_replies(
         self, inbound: Message, replies: Sequence[OutMessage], **decision: Any
     ) -> None:
         """Store what was decided about `inbound` (from `accept`) and what the bot says to it;
         `decision` holds the matcher's fields for an answer."""
-        await self.session.execute(
-            _DECIDED,
+        await _DECIDED.run(
+            self.session,
             {"inbound_id": inbound.id} | {field: getattr(inbound, field) for field in _DECISION},
         )
         if replies:
-            await self.session.execute(
-                _NEW_MESSAGE,
+            await _NEW_MESSAGE.run(
+                self.session,
                 [
                     outgoing(
                         inbound.user_id, inbound.channel, said, reply_to=inbound.id, **decision
@@ -526,11 +527,13 @@ _LAST_BUTTONS = (
     .limit(1)
 )
 _MESSAGES = Message.__table__
-_NEW_MESSAGE = insert(_MESSAGES)
 _BLANK_MESSAGE = dict.fromkeys(column.key for column in _MESSAGES.c if column.key != "id")
+_NEW_MESSAGE = DriverStatement(insert(_MESSAGES), columns=list(_BLANK_MESSAGE))
 # What a turn may decide about the inbound it answers.
 _DECISION = ("button", "language", "action", "entry_id", "score", "options", "kb_version")
-_DECIDED = update(_MESSAGES).where(_MESSAGES.c.id == bindparam("inbound_id"))
+_DECIDED = DriverStatement(
+    update(_MESSAGES).where(_MESSAGES.c.id == bindparam("inbound_id")), columns=_DECISION
+)
 
 
 # The stored inbounds with these channel keys, while the replies to them have not gone out.

@@ -13,11 +13,12 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.store import Store
+from bot.store.driver import DriverStatement
 from bot.store.models import InboxUpdate, utcnow
 
 _INBOX = InboxUpdate.__table__
@@ -42,8 +43,8 @@ class Inbox:
         handle it (not if it was handled, or another process has it)."""
         now = utcnow()
         async with self.store.statement() as connection:
-            kept = await connection.execute(
-                _keeping(connection.dialect.name),
+            kept = await _keeping(connection.dialect.name).rows_written(
+                connection,
                 {
                     "update_id": update_id,
                     "payload": payload,
@@ -52,7 +53,7 @@ class Inbox:
                     "received_at": now,
                 },
             )
-            return kept.rowcount == 1
+            return kept == 1
 
     async def handled(self, update_ids: Collection[int]) -> None:
         """Mark updates handled; their content goes, their ids stay to refuse them if sent
@@ -107,15 +108,18 @@ class Inbox:
 
 
 @functools.cache
-def _keeping(dialect: str) -> Insert:
+def _keeping(dialect: str) -> DriverStatement:
     """The statement that keeps an arrived update, built once: every update runs it, and
     building it costs about as much as running it."""
     insert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(_INBOX)
     # Already this process's, and not handled: a first try whose commit went through but whose
     # answer was lost, or Telegram sending it again meanwhile (the process knows what it has
     # queued).
-    return insert.on_conflict_do_update(
-        index_elements=["update_id"],
-        set_={"lease_until": insert.excluded.lease_until},
-        where=(_INBOX.c.owner == insert.excluded.owner) & _INBOX.c.handled_at.is_(None),
+    return DriverStatement(
+        insert.on_conflict_do_update(
+            index_elements=["update_id"],
+            set_={"lease_until": insert.excluded.lease_until},
+            where=(_INBOX.c.owner == insert.excluded.owner) & _INBOX.c.handled_at.is_(None),
+        ),
+        columns=["update_id", "payload", "owner", "lease_until", "received_at"],
     )

@@ -1,0 +1,133 @@
+"""The writes nearly every update makes, sent on PostgreSQL straight through asyncpg.
+
+Running a statement through SQLAlchemy costs more CPU than the database takes to run it
+(`bench/turn.py`). A `DriverStatement` is compiled by SQLAlchemy once, and SQLAlchemy's own
+column types still turn values into what the driver takes; it is then sent on the asyncpg
+connection itself, in the session's transaction. Errors come out as SQLAlchemy raises them
+(`IntegrityError`; a lost connection invalidated, as a `DBAPIError` that says so), so callers
+and `bot.store.outage` treat them alike. Elsewhere (SQLite), or in a session whose
+transaction has not begun yet, a statement runs through SQLAlchemy as any other.
+"""
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from asyncpg import Connection, IntegrityConstraintViolationError
+from sqlalchemy import Executable
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from bot.store import outage
+
+Values = Mapping[str, Any]
+_CONNECTIONS = "driver_connections"
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    construct_params: Callable[..., dict[str, Any]]
+    # Each positional parameter's name, and what turns its value into the driver's form.
+    processors: list[tuple[str, Callable[[Any], Any] | None]]
+
+    def arguments(self, values: Values) -> list[Any]:
+        """`values`, with the statement's fixed ones, in the driver's order and form."""
+        params = self.construct_params(values)
+        return [
+            params[name] if process is None else process(params[name])
+            for name, process in self.processors
+        ]
+
+
+class DriverStatement:
+    """A statement to send through asyncpg where it can be, with values named as its bound
+    parameters (for an INSERT, the columns named in `columns`, which every row gives)."""
+
+    def __init__(self, statement: Executable, columns: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self._columns = list(columns) if columns is not None else None
+        self._compiled: _Compiled | None = None
+
+    async def returning(self, session: AsyncSession, values: Values) -> Any:
+        """Run it in the session's transaction for one row; the first value it returns (an
+        INSERT's new id)."""
+        connection, driver = await _in_transaction(session)
+        if driver is None:
+            return (await session.execute(self.statement, values)).inserted_primary_key[0]
+        outage.wrote(session)
+        compiled = self._compiled_for(connection.dialect)
+        async with _sent(connection, driver, compiled.sql):
+            return await driver.fetchval(compiled.sql, *compiled.arguments(values))
+
+    async def run(self, session: AsyncSession, values: Values | Sequence[Values]) -> None:
+        """Run it in the session's transaction for one row of values, or for each of several."""
+        connection, driver = await _in_transaction(session)
+        if driver is None:
+            await session.execute(self.statement, values)
+            return
+        outage.wrote(session)
+        compiled = self._compiled_for(connection.dialect)
+        async with _sent(connection, driver, compiled.sql):
+            if isinstance(values, Mapping):
+                await driver.execute(compiled.sql, *compiled.arguments(values))
+            else:
+                await driver.executemany(compiled.sql, [compiled.arguments(row) for row in values])
+
+    async def rows_written(self, connection: AsyncConnection, values: Values) -> int:
+        """Run it on a connection that commits as it runs (`Store.statement`); how many rows
+        it wrote."""
+        if connection.dialect.driver != "asyncpg":
+            return (await connection.execute(self.statement, values)).rowcount
+        driver = await _driver(connection)
+        compiled = self._compiled_for(connection.dialect)
+        async with _sent(connection, driver, compiled.sql):
+            status = await driver.execute(compiled.sql, *compiled.arguments(values))
+        # The command's tag: "INSERT 0 1", "UPDATE 3" …
+        return int(status.rsplit(" ", 1)[-1])
+
+    def _compiled_for(self, dialect: Dialect) -> _Compiled:
+        if self._compiled is None:
+            compiled = self.statement.compile(dialect=dialect, column_keys=self._columns)
+            assert compiled.positiontup is not None
+            processors = [
+                (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+                for name in compiled.positiontup
+            ]
+            self._compiled = _Compiled(compiled.string, compiled.construct_params, processors)
+        return self._compiled
+
+
+async def _driver(connection: AsyncConnection) -> Connection:
+    return (await connection.get_raw_connection()).driver_connection
+
+
+async def _in_transaction(session: AsyncSession) -> tuple[AsyncConnection, Connection | None]:
+    """The session's connection, and its asyncpg connection if it has one whose transaction
+    has begun (SQLAlchemy begins it with the first statement). Found once a session: each
+    look-up is a trip through SQLAlchemy's greenlets."""
+    found = session.info.get(_CONNECTIONS)
+    if found is None:
+        connection = await session.connection()
+        driver = await _driver(connection) if connection.dialect.driver == "asyncpg" else None
+        found = session.info[_CONNECTIONS] = (connection, driver)
+    connection, driver = found
+    return connection, driver if driver is not None and driver.is_in_transaction() else None
+
+
+@asynccontextmanager
+async def _sent(connection: AsyncConnection, driver: Connection, sql: str) -> AsyncIterator[None]:
+    """Errors from `driver` as SQLAlchemy raises them: a refused constraint as
+    `IntegrityError`; a connection that closed (as SQLAlchemy judges it for asyncpg)
+    invalidated, and as a `DBAPIError` that says so."""
+    try:
+        yield
+    except IntegrityConstraintViolationError as error:
+        raise IntegrityError(sql, None, error) from error
+    except Exception as error:
+        if not (driver.is_closed() or isinstance(error, OSError)):
+            raise
+        await connection.invalidate()
+        raise DBAPIError(sql, None, error, connection_invalidated=True) from error
