@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncpg import Connection, IntegrityConstraintViolationError
-from sqlalchemy import Executable
+from sqlalchemy import ColumnElement, Executable, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -131,3 +132,12 @@ async def _sent(connection: AsyncConnection, driver: Connection, sql: str) -> As
             raise
         await connection.invalidate()
         raise DBAPIError(sql, None, error, connection_invalidated=True) from error
+
+
+def one_of(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
+    """`column` is one of the values bound as `name`: on PostgreSQL one array, so that one
+    prepared statement serves any number of them (an IN list is a statement of its own for
+    each); elsewhere an IN list."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))

@@ -18,16 +18,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.store import Store
-from bot.store.driver import DriverStatement
+from bot.store.driver import DriverStatement, one_of
 from bot.store.models import InboxUpdate, utcnow
 
 _INBOX = InboxUpdate.__table__
-# Built once, as `_keeping` below: every update is marked handled, one or many at a time.
-_HANDLED = (
-    update(_INBOX)
-    .where(_INBOX.c.update_id.in_(bindparam("update_ids", expanding=True)))
-    .values(handled_at=bindparam("now"), payload=None)
-)
 
 
 class Inbox:
@@ -59,7 +53,9 @@ class Inbox:
         """Mark updates handled; their content goes, their ids stay to refuse them if sent
         again."""
         async with self.store.statement() as connection:
-            await connection.execute(_HANDLED, {"update_ids": list(update_ids), "now": utcnow()})
+            await _handled(connection.dialect.name).rows_written(
+                connection, {"update_ids": list(update_ids), "now": utcnow()}
+            )
 
     async def renew(self) -> None:
         """Extend this process's lease on the updates it has not finished."""
@@ -122,4 +118,15 @@ def _keeping(dialect: str) -> DriverStatement:
             where=(_INBOX.c.owner == insert.excluded.owner) & _INBOX.c.handled_at.is_(None),
         ),
         columns=["update_id", "payload", "owner", "lease_until", "received_at"],
+    )
+
+
+@functools.cache
+def _handled(dialect: str) -> DriverStatement:
+    """The statement that marks updates handled, built once, as `_keeping`: every update is
+    marked, one or many at a time."""
+    return DriverStatement(
+        update(_INBOX)
+        .where(one_of(_INBOX.c.update_id, "update_ids", dialect))
+        .values(handled_at=bindparam("now"), payload=None)
     )
