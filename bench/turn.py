@@ -6,7 +6,8 @@ open ticket, the decision and the reply. This runs that transaction `--turns` ti
 three ways, in turn, `--rounds` times, and reports this process's lowest CPU time per
 transaction for each:
 
-- store: the store's own calls, as the talent handler makes them (SQLAlchemy's ORM session);
+- store: the store's own calls, as the talent handler makes them (SQLAlchemy's ORM session,
+  with its writes sent straight through asyncpg: `bot/store/driver.py`);
 - core: the store's statements on a SQLAlchemy connection, without the session;
 - asyncpg: the same statements, compiled by SQLAlchemy, sent through asyncpg directly.
 
@@ -26,10 +27,8 @@ if __name__ == "__main__":
 import argparse
 import asyncio
 import itertools
-import json
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -49,6 +48,7 @@ from bot.store import (
     new_message,
     outgoing,
 )
+from bot.store.driver import DriverStatement
 from bot.store.models import Message
 
 # Every way runs the store's own statements (`_KNOWN_USER` …), so that they run the same SQL.
@@ -133,36 +133,13 @@ def by_core(engine: AsyncEngine) -> Turn:
     return turn
 
 
-class Compiled:
-    """A statement as SQLAlchemy compiles it for asyncpg, run with the values asyncpg takes."""
-
-    def __init__(self, engine: AsyncEngine, statement: Any, columns: list[str] | None) -> None:
-        compiled = statement.compile(dialect=engine.dialect, column_keys=columns)
-        self.sql = compiled.string
-        self.names = compiled.positiontup
-        self.fixed = compiled.params
-
-    def arguments(self, values: dict[str, Any]) -> list[Any]:
-        """The positional arguments, in driver form: JSON as text, times naive UTC."""
-        merged = self.fixed | values
-        return [_driver_value(merged[name]) for name in self.names]
-
-
-def _driver_value(value: Any) -> Any:
-    if isinstance(value, list | dict):
-        return json.dumps(value)
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.replace(tzinfo=None) - value.utcoffset()
-    return value
-
-
 def by_asyncpg(engine: AsyncEngine) -> Turn:
-    """The same statements through asyncpg, on a connection from the same pool."""
-    row_columns = list(inbound_row(0, ""))
-    known_user = Compiled(engine, _KNOWN_USER, None)
-    new_message = Compiled(engine, _NEW_MESSAGE.statement, row_columns)
-    open_ticket = Compiled(engine, _OPEN_TICKET, None)
-    decision = Compiled(engine, _DECIDED.statement, list(_DECISION))
+    """The same statements through asyncpg, compiled as the store compiles its writes for
+    it, on a connection from the same pool."""
+    known_user = DriverStatement(_KNOWN_USER)._compiled_for(engine.dialect)
+    new_message = _NEW_MESSAGE._compiled_for(engine.dialect)
+    open_ticket = DriverStatement(_OPEN_TICKET)._compiled_for(engine.dialect)
+    decision = _DECIDED._compiled_for(engine.dialect)
 
     async def turn(key: str) -> None:
         async with engine.connect() as pooled:

@@ -538,7 +538,6 @@ _DECIDED = DriverStatement(
 )
 
 
-# The stored inbounds with these channel keys, while the replies to them have not gone out.
 def _owed(keys: ColumnElement[bool]) -> tuple[ColumnElement[bool], ...]:
     """The stored inbounds whose channel keys match `keys` (bound as "keys"), while the
     replies to them have not gone out."""

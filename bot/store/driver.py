@@ -90,6 +90,7 @@ class DriverStatement:
         return int(status.rsplit(" ", 1)[-1])
 
     def _compiled_for(self, dialect: Dialect) -> _Compiled:
+        # Compiled once, for asyncpg's dialect: only its statements are sent this way.
         if self._compiled is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=self._columns)
             assert compiled.positiontup is not None
