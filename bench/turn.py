@@ -48,7 +48,6 @@ from bot.store import (
     new_message,
     outgoing,
 )
-from bot.store.driver import DriverStatement
 from bot.store.models import Message
 
 # Every way runs the store's own statements (`_KNOWN_USER` …), so that they run the same SQL.
@@ -121,12 +120,12 @@ def by_core(engine: AsyncEngine) -> Turn:
     async def turn(key: str) -> None:
         async with engine.begin() as connection:
             user = await connection.execute(
-                _KNOWN_USER, {"channel": CHANNEL, "external_id": TALENT}
+                _KNOWN_USER.statement, {"channel": CHANNEL, "external_id": TALENT}
             )
             user_id = user.one().id
             kept = await connection.execute(_NEW_MESSAGE.statement, inbound_row(user_id, key))
             inbound_id = kept.inserted_primary_key[0]
-            (await connection.execute(_OPEN_TICKET, {"talent": user_id})).first()
+            (await connection.execute(_OPEN_TICKET.statement, {"talent": user_id})).first()
             await connection.execute(_DECIDED.statement, decided(inbound_id))
             await connection.execute(_NEW_MESSAGE.statement, [reply_row(user_id, inbound_id)])
 
@@ -136,9 +135,9 @@ def by_core(engine: AsyncEngine) -> Turn:
 def by_asyncpg(engine: AsyncEngine) -> Turn:
     """The same statements through asyncpg, compiled as the store compiles its writes for
     it, on a connection from the same pool."""
-    known_user = DriverStatement(_KNOWN_USER)._compiled_for(engine.dialect)
+    known_user = _KNOWN_USER._compiled_for(engine.dialect)
     new_message = _NEW_MESSAGE._compiled_for(engine.dialect)
-    open_ticket = DriverStatement(_OPEN_TICKET)._compiled_for(engine.dialect)
+    open_ticket = _OPEN_TICKET._compiled_for(engine.dialect)
     decision = _DECIDED._compiled_for(engine.dialect)
 
     async def turn(key: str) -> None:

@@ -140,6 +140,38 @@ async def test_a_turn_stores_its_question_decision_and_replies_as_they_were_give
     assert all(before <= row.created_at <= utcnow() + timedelta(seconds=1) for row in rows)
 
 
+async def test_what_a_turn_reads_is_as_stored_and_what_it_changes_is_kept(store: Store) -> None:
+    inbound = Inbound(channel="telegram", user_key="42", message_key="update-8", text="fees?")
+    async with store.transaction() as tx:
+        user = await tx.user("telegram", "42", "en")
+        question = await tx.accept(inbound, user, "fees?", "en")
+        question.action, question.score, question.options = "clarify", 0.41, ["patent-fees"]
+        choices = (Button("Patent fees", "1:e:patent-fees"),)
+        await tx.record_replies(question, [OutMessage("Which one?", "en", choices)])
+        tx.session.add(Ticket(talent_id=user.id, question="fees?", language="en"))
+    async with store.transaction() as tx:
+        user = await tx.user("telegram", "42", "en")
+        user.language, user.display_name = "zh", "Li"
+        ticket = await tx.ticket_of(user)
+        assert ticket is not None
+        ticket.contacts_shared = True
+        assert await tx.ticket_of(user) is ticket
+        asked = await tx.last_question(user, before=question.id + 10)
+        buttons = await tx.last_buttons(user, before=question.id + 10)
+    assert asked is not None
+    assert (asked.text, asked.score, asked.options) == ("fees?", 0.41, ["patent-fees"])
+    assert asked.created_at.tzinfo is not None
+    assert buttons == [("Patent fees", "1:e:patent-fees")]
+    async with store.transaction() as tx:
+        user = await tx.user("telegram", "42", "en")
+        ticket = await tx.ticket_of(user)
+        assert ticket is not None
+        assert (user.language, user.display_name, ticket.contacts_shared) == ("zh", "Li", True)
+        # A change not yet written is seen by what the turn reads next.
+        ticket.status = "closed"
+        assert await tx.ticket_of(user) is None
+
+
 async def test_a_connection_cut_in_the_middle_of_a_turn_is_an_outage_the_store_gets_over() -> None:
     inbound = Inbound(channel="telegram", user_key="42", message_key="update-8", text="hi")
     async with PostgresDatabase() as url, upgraded_store(url) as store:

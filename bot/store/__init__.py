@@ -3,7 +3,7 @@
 import functools
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -32,16 +32,28 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from bot.conversation import RELAYED_KINDS, Attachment, Button, Inbound, OutMessage
 from bot.knowledge import Language
 from bot.redact import deadlines
 from bot.store import migrate, outage
 from bot.store.driver import DriverStatement, one_of
-from bot.store.models import AuditEvent, Feedback, Message, Ticket, TicketMessage, User, utcnow
+from bot.store.models import (
+    AuditEvent,
+    Base,
+    Feedback,
+    Message,
+    Ticket,
+    TicketMessage,
+    User,
+    utcnow,
+)
 from bot.store.outage import Backoff, StoreUnavailable
 
 T = TypeVar("T")
+_Model = TypeVar("_Model", bound=Base)
 # Photos and documents a talent sent this recently go with the ticket they then open.
 KEPT_FILES_FOR = timedelta(days=1)
 # A pooled connection returned this recently is lent out again without a test round trip.
@@ -215,7 +227,7 @@ class Transaction:
         did. (SQLite lets one transaction write at a time anyway.)"""
         known = {"channel": channel, "external_id": external_id}
         # Nearly every message is from someone the bot knows: one query finds them.
-        found = await self.session.scalar(_KNOWN_USER, known)
+        found = await self._loaded(User, _KNOWN_USER, known)
         if found is not None:
             return found
         table = User.__table__
@@ -238,7 +250,7 @@ class Transaction:
             )
             .on_conflict_do_nothing(index_elements=["channel", "external_id"])
         )
-        found = await self.session.scalar(_KNOWN_USER, known)
+        found = await self._loaded(User, _KNOWN_USER, known)
         assert found is not None
         return found
 
@@ -309,12 +321,12 @@ class Transaction:
 
     async def last_buttons(self, user: User, before: int) -> list[tuple[str, str]]:
         """The choices of the last message the bot sent this user before message `before`."""
-        buttons = await self.session.scalar(_LAST_BUTTONS, {"user": user.id, "before": before})
-        return [(label, payload) for label, payload in buttons or []]
+        last = await _LAST_BUTTONS.row(self.session, {"user": user.id, "before": before})
+        return [(label, payload) for label, payload in (last or {}).get("buttons") or []]
 
     async def last_question(self, user: User, before: int) -> Message | None:
         """The last question this user asked before message `before` (one the matcher saw)."""
-        return await self.session.scalar(_LAST_QUESTION, {"user": user.id, "before": before})
+        return await self._loaded(Message, _LAST_QUESTION, {"user": user.id, "before": before})
 
     async def withdraw(self, ticket_id: int, talent: User) -> bool:
         """Close a ticket its talent takes back; whether it was open until now. On PostgreSQL
@@ -350,7 +362,7 @@ class Transaction:
 
     async def ticket_of(self, user: User) -> Ticket | None:
         """The talent's ticket that is not closed, if any."""
-        return await self.session.scalar(_OPEN_TICKET, {"talent": user.id})
+        return await self._loaded(Ticket, _OPEN_TICKET, {"talent": user.id})
 
     async def add_to_ticket(
         self,
@@ -388,7 +400,7 @@ class Transaction:
 
     async def previous_inbound(self, user: User, before: int) -> Message | None:
         """What the user did just before message `before`."""
-        return await self.session.scalar(_PREVIOUS_INBOUND, {"user": user.id, "before": before})
+        return await self._loaded(Message, _PREVIOUS_INBOUND, {"user": user.id, "before": before})
 
     async def audit(self, actor: User | None, action: str, subject: str, **detail: object) -> None:
         """Record who did what: claims, closes, refused attempts, role changes."""
@@ -423,6 +435,28 @@ class Transaction:
         else:
             feedback.helpful = helpful
         await self.session.flush()
+
+    async def _loaded(
+        self, model: type[_Model], statement: DriverStatement, values: Mapping[str, Any]
+    ) -> _Model | None:
+        """The row `statement` finds, as the session's object of `model`: the one it holds
+        already, else one made from the row, which the session then keeps as if it had read
+        it (its changes are written at commit). The session's own query would do the same at
+        about twice the CPU. Changes not yet written go first, as before the session's own
+        queries."""
+        session = self.session
+        if session.new or session.dirty or session.deleted:
+            await session.flush()
+        row = await statement.row(session, values)
+        if row is None:
+            return None
+        held = session.identity_map.get(identity_key(model, row["id"]))
+        if held is not None:
+            return held  # type: ignore[return-value]
+        loaded = model(**row)
+        make_transient_to_detached(loaded)
+        session.add(loaded)
+        return loaded
 
     async def _bring_kept_files(self, user: User, ticket: Ticket) -> None:
         """Put the photos and documents the talent sent in the last day, since their previous
@@ -498,27 +532,32 @@ class Transaction:
 
 # The statements nearly every update runs, built once: building one costs about as much
 # as running it.
-_KNOWN_USER = (
-    select(User)
+# Selected as the tables' columns, not as ORM entities: `Transaction._loaded` makes the object.
+_KNOWN_USER = DriverStatement(
+    select(User.__table__)
     .where(User.channel == bindparam("channel"), User.external_id == bindparam("external_id"))
     .with_for_update()
 )
-_OPEN_TICKET = select(Ticket).where(
-    Ticket.talent_id == bindparam("talent"), Ticket.status != "closed"
+_OPEN_TICKET = DriverStatement(
+    select(Ticket.__table__).where(
+        Ticket.talent_id == bindparam("talent"), Ticket.status != "closed"
+    )
 )
 _EARLIER_INBOUND = (
     Message.user_id == bindparam("user"),
     Message.direction == "in",
     Message.id < bindparam("before"),
 )
-_PREVIOUS_INBOUND = select(Message).where(*_EARLIER_INBOUND).order_by(Message.id.desc()).limit(1)
-_LAST_QUESTION = (
-    select(Message)
+_PREVIOUS_INBOUND = DriverStatement(
+    select(Message.__table__).where(*_EARLIER_INBOUND).order_by(Message.id.desc()).limit(1)
+)
+_LAST_QUESTION = DriverStatement(
+    select(Message.__table__)
     .where(*_EARLIER_INBOUND, Message.action.is_not(None), Message.button.is_(None))
     .order_by(Message.id.desc())
     .limit(1)
 )
-_LAST_BUTTONS = (
+_LAST_BUTTONS = DriverStatement(
     select(Message.buttons)
     .where(
         Message.user_id == bindparam("user"),

@@ -5,8 +5,8 @@ Running a statement through SQLAlchemy costs more CPU than the database takes to
 column types still turn values into what the driver takes; it is then sent on the asyncpg
 connection itself, in the session's transaction. Errors come out as SQLAlchemy raises them
 (`IntegrityError`; a lost connection invalidated, as a `DBAPIError` that says so), so callers
-and `bot.store.outage` treat them alike. Elsewhere (SQLite), or in a session whose
-transaction has not begun yet, a statement runs through SQLAlchemy as any other.
+and `bot.store.outage` treat them alike. Elsewhere (SQLite) a statement runs through
+SQLAlchemy as any other.
 """
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -51,6 +51,9 @@ class DriverStatement:
         self.statement = statement
         self._columns = list(columns) if columns is not None else None
         self._compiled: _Compiled | None = None
+        # A SELECT's columns: each one's key, and what turns the driver's value into the
+        # column's value (as SQLAlchemy would, which asks what type the server sends).
+        self._results: list[tuple[str, Callable[[Any], Any] | None]] | None = None
 
     async def returning(self, session: AsyncSession, values: Values) -> Any:
         """Run it in the session's transaction for one row; the first value it returns (an
@@ -77,6 +80,24 @@ class DriverStatement:
             else:
                 await driver.executemany(compiled.sql, [compiled.arguments(row) for row in values])
 
+    async def row(self, session: AsyncSession, values: Values) -> dict[str, Any] | None:
+        """Run it (a SELECT) in the session's transaction; its first row, by column key."""
+        connection, driver = await _in_transaction(session)
+        if driver is None:
+            found = (await session.execute(self.statement, values)).first()
+            return found._asdict() if found is not None else None
+        compiled = self._compiled_for(connection.dialect)
+        async with _sent(connection, driver, compiled.sql):
+            if self._results is None:
+                self._results = await self._results_for(driver, connection.dialect)
+            record = await driver.fetchrow(compiled.sql, *compiled.arguments(values))
+        if record is None:
+            return None
+        return {
+            key: value if process is None else process(value)
+            for (key, process), value in zip(self._results, record, strict=True)
+        }
+
     async def rows_written(self, connection: AsyncConnection, values: Values) -> int:
         """Run it on a connection that commits as it runs (`Store.statement`); how many rows
         it wrote."""
@@ -101,22 +122,45 @@ class DriverStatement:
             self._compiled = _Compiled(compiled.string, compiled.construct_params, processors)
         return self._compiled
 
+    async def _results_for(
+        self, driver: Connection, dialect: Dialect
+    ) -> list[tuple[str, Callable[[Any], Any] | None]]:
+        assert self._compiled is not None
+        sent = await driver.prepare(self._compiled.sql)
+        columns = self.statement.selected_columns  # type: ignore[attr-defined]
+        return [
+            (
+                column.key,
+                column.type.dialect_impl(dialect).result_processor(dialect, sent_as.type.oid),
+            )
+            for column, sent_as in zip(columns, sent.get_attributes(), strict=True)
+        ]
+
 
 async def _driver(connection: AsyncConnection) -> Connection:
     return (await connection.get_raw_connection()).driver_connection
 
 
 async def _in_transaction(session: AsyncSession) -> tuple[AsyncConnection, Connection | None]:
-    """The session's connection, and its asyncpg connection if it has one whose transaction
-    has begun (SQLAlchemy begins it with the first statement). Found once a session: each
-    look-up is a trip through SQLAlchemy's greenlets."""
+    """The session's connection, and its asyncpg connection if it has one, in the session's
+    transaction. Found once a session: each look-up is a trip through SQLAlchemy's greenlets."""
     found = session.info.get(_CONNECTIONS)
     if found is None:
         connection = await session.connection()
-        driver = await _driver(connection) if connection.dialect.driver == "asyncpg" else None
-        found = session.info[_CONNECTIONS] = (connection, driver)
-    connection, driver = found
-    return connection, driver if driver is not None and driver.is_in_transaction() else None
+        raw = await connection.get_raw_connection()
+        asyncpg = connection.dialect.driver == "asyncpg"
+        found = (connection, raw.dbapi_connection, raw.driver_connection if asyncpg else None)
+        session.info[_CONNECTIONS] = found
+    connection, adapter, driver = found
+    if driver is None:
+        return connection, None
+    if adapter._transaction is None:
+        # SQLAlchemy's asyncpg adapter sends BEGIN before its first statement, not when the
+        # session begins: begun here as it would be there, the transaction is the session's,
+        # which commits or rolls it back.
+        async with _sent(connection, driver, "BEGIN"):
+            await adapter._start_transaction()
+    return connection, driver
 
 
 @asynccontextmanager
