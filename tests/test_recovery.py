@@ -151,11 +151,13 @@ class BlippingInbox(Inbox):
         super().__init__(store, LEASE)
         self.blips = 1
 
-    async def handled(self, update_ids: Collection[int]) -> None:
+    async def handled(
+        self, update_ids: Collection[int], channel: str = "", answered: Collection[str] = ()
+    ) -> None:
         if self.blips:
             self.blips -= 1
             raise StoreUnavailable("connection lost")
-        await super().handled(update_ids)
+        await super().handled(update_ids, channel, answered)
 
 
 async def test_a_mark_lost_to_a_database_outage_is_written_with_the_next_one(
@@ -247,7 +249,7 @@ async def test_a_recovered_message_gets_the_replies_that_never_went_out_and_only
     assert await talent.handle(inbound, services) == []
     # The process died before sending them: they are owed.
     assert await talent.handle(replace(inbound, recovered=True), services) == replies
-    await services.store.answered("telegram", [inbound.message_key])
+    await answered(services.store, inbound.message_key)
     assert await talent.handle(replace(inbound, recovered=True), services) == []
 
 
@@ -269,7 +271,7 @@ async def test_a_recovered_claim_ends_in_one_claim_and_the_case_card(
     assert await expert.handle(tap, services) == []
     # The process died before the case card went out: the claim goes on to it.
     assert await expert.handle(replace(tap, recovered=True), services) == [case]
-    await services.store.answered("telegram", [tap.message_key])
+    await answered(services.store, tap.message_key)
     async with services.store.transaction() as tx:
         claims = await tx.session.scalar(
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "claim")
@@ -307,9 +309,14 @@ async def test_a_recovered_expert_message_is_relayed_if_it_never_was(
     assert await expert.handle(replace(inbound, recovered=True), services) == []
     [shown] = await talent_phone.read()
     assert shown.text == "Expert Sun: Hi"
-    await services.store.answered("telegram", [inbound.message_key])
+    await answered(services.store, inbound.message_key)
     assert await expert.handle(replace(inbound, recovered=True), services) == []
     assert await talent_phone.quiet() == []
+
+
+async def answered(store: Store, inbound_key: str) -> None:
+    """Note, as the update's mark does, that the replies to an inbound went out."""
+    await Inbox(store, LEASE).handled([], "telegram", [inbound_key])
 
 
 async def claimed_ticket(services: Services) -> tuple[User, User, Ticket]:

@@ -177,11 +177,7 @@ class DurableUpdateQueue(asyncio.Queue[object]):
     async def _mark(self, update_ids: set[int]) -> None:
         answered = {u: self._answered.pop(u) for u in update_ids if u in self._answered}
         try:
-            # Answered first: an update handled again after a crash between the two is then
-            # owed nothing, while one left unnoted as answered gets its replies once more.
-            if answered:
-                await self.inbox.store.answered(TELEGRAM, answered.values())
-            await self.inbox.handled(update_ids)
+            await self.inbox.handled(update_ids, TELEGRAM, answered.values())
         except StoreUnavailable as error:
             # Tried again with the next mark. Left unmarked meanwhile, they are handled again
             # only after a crash (and those not noted as answered are sent their replies again

@@ -1,9 +1,8 @@
 """The store: the database is the source of truth for users, what was said and tickets."""
 
-import functools
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Update,
     and_,
     bindparam,
     event,
@@ -186,14 +186,6 @@ class Store:
             async with self._autocommit.connect() as connection:
                 yield connection
             outage.committed(wrote=True)
-
-    async def answered(self, channel: str, keys: Collection[str]) -> None:
-        """Note that the replies to these inbounds (by channel key) went out: they are owed
-        nothing any more."""
-        async with self.statement() as connection:
-            await _answered(connection.dialect.name).rows_written(
-                connection, {"from_channel": channel, "keys": list(keys), "now": utcnow()}
-            )
 
     @asynccontextmanager
     async def _reaching(self) -> AsyncIterator[None]:
@@ -593,11 +585,10 @@ _UNANSWERED = select(Message).where(
 )
 
 
-@functools.cache
-def _answered(dialect: str) -> DriverStatement:
-    """The statement that notes inbounds answered, built once: nearly every update's mark
-    runs it."""
-    return DriverStatement(
+def answered_inbounds(dialect: str) -> Update:
+    """The statement that notes the inbounds of channel "from_channel" keyed "keys" as
+    answered at "now": the replies to them went out, so they are owed nothing any more."""
+    return (
         update(_MESSAGES)
         .where(*_owed(one_of(_MESSAGES.c.channel_key, "keys", dialect)))
         .values(delivered_at=bindparam("now"))

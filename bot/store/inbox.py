@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.store import Store
+from bot.store import Store, answered_inbounds
 from bot.store.driver import DriverStatement, one_of
 from bot.store.models import InboxUpdate, utcnow
 
@@ -49,13 +49,25 @@ class Inbox:
             )
             return kept == 1
 
-    async def handled(self, update_ids: Collection[int]) -> None:
+    async def handled(
+        self, update_ids: Collection[int], channel: str = "", answered: Collection[str] = ()
+    ) -> None:
         """Mark updates handled; their content goes, their ids stay to refuse them if sent
-        again."""
+        again. With them, note the inbounds of `channel` keyed `answered` as answered (the
+        replies to them went out): on PostgreSQL in the same statement, elsewhere first, so
+        that an update handled again after a crash between the two is owed nothing, rather
+        than one not noted as answered getting its replies once more."""
+        values = {
+            "update_ids": list(update_ids),
+            "from_channel": channel,
+            "keys": list(answered),
+            "now": utcnow(),
+        }
         async with self.store.statement() as connection:
-            await _handled(connection.dialect.name).rows_written(
-                connection, {"update_ids": list(update_ids), "now": utcnow()}
-            )
+            dialect = connection.dialect.name
+            if dialect != "postgresql" and answered:
+                await connection.execute(answered_inbounds(dialect), values)
+            await _handled(dialect).rows_written(connection, values)
 
     async def renew(self) -> None:
         """Extend this process's lease on the updates it has not finished."""
@@ -124,9 +136,13 @@ def _keeping(dialect: str) -> DriverStatement:
 @functools.cache
 def _handled(dialect: str) -> DriverStatement:
     """The statement that marks updates handled, built once, as `_keeping`: every update is
-    marked, one or many at a time."""
-    return DriverStatement(
+    marked, one or many at a time. On PostgreSQL it notes the inbounds answered as well, in a
+    statement of their own inside it: one round trip, and both or neither."""
+    handled = (
         update(_INBOX)
         .where(one_of(_INBOX.c.update_id, "update_ids", dialect))
         .values(handled_at=bindparam("now"), payload=None)
     )
+    if dialect == "postgresql":
+        handled = handled.add_cte(answered_inbounds(dialect).cte("answered"))
+    return DriverStatement(handled)
