@@ -164,8 +164,7 @@ class _Turn:
         # (and what it came after need not be looked up).
         is_question = text.rstrip().endswith(("?", "？"))
         if intent != "expert" and not is_question:
-            previous = await self.tx.previous_inbound(self.user, before=self.message.id)
-            tapped = (previous.button if previous is not None else None) or ""
+            tapped = await self.tx.previous_tap(self.user, before=self.message.id) or ""
             if tapped.startswith(f"{PAYLOAD_VERSION}:s:"):
                 return await self._comment_on_rating(tapped, text)
         if intent == "hello":

@@ -274,20 +274,21 @@ class Transaction:
     ) -> None:
         """Store what was decided about `inbound` (from `accept`) and what the bot says to it;
         `decision` holds the matcher's fields for an answer."""
-        await _DECIDED.run(
-            self.session,
-            {"inbound_id": inbound.id} | {field: getattr(inbound, field) for field in _DECISION},
-        )
-        if replies:
-            await _NEW_MESSAGE.run(
-                self.session,
-                [
-                    outgoing(
-                        inbound.user_id, inbound.channel, said, reply_to=inbound.id, **decision
-                    )
-                    for said in replies
-                ],
-            )
+        decided = {"inbound_id": inbound.id} | {
+            f"decided_{field}": getattr(inbound, field) for field in _DECISION
+        }
+        said = [
+            outgoing(inbound.user_id, inbound.channel, reply, reply_to=inbound.id, **decision)
+            for reply in replies
+        ]
+        if said and self.session.bind.dialect.name == "postgresql":
+            # One round trip for both: the decision goes with each reply, written again
+            # alike for a second one.
+            await _REPLIES_AND_DECISION.run(self.session, [row | decided for row in said])
+            return
+        await _DECIDED.run(self.session, decided)
+        if said:
+            await _NEW_MESSAGE.run(self.session, said)
 
     async def unanswered(self, inbound: Inbound) -> Message | None:
         """The stored inbound with this key, if the replies to it never went out."""
@@ -390,9 +391,11 @@ class Transaction:
         )
         return rated.rowcount == 1
 
-    async def previous_inbound(self, user: User, before: int) -> Message | None:
-        """What the user did just before message `before`."""
-        return await self._loaded(Message, _PREVIOUS_INBOUND, {"user": user.id, "before": before})
+    async def previous_tap(self, user: User, before: int) -> str | None:
+        """The button the user tapped (or picked by number) just before message `before`;
+        None if they did something else then, or nothing."""
+        previous = await _PREVIOUS_TAP.row(self.session, {"user": user.id, "before": before})
+        return previous["button"] if previous is not None else None
 
     async def audit(self, actor: User | None, action: str, subject: str, **detail: object) -> None:
         """Record who did what: claims, closes, refused attempts, role changes."""
@@ -540,8 +543,8 @@ _EARLIER_INBOUND = (
     Message.direction == "in",
     Message.id < bindparam("before"),
 )
-_PREVIOUS_INBOUND = DriverStatement(
-    select(Message.__table__).where(*_EARLIER_INBOUND).order_by(Message.id.desc()).limit(1)
+_PREVIOUS_TAP = DriverStatement(
+    select(Message.button).where(*_EARLIER_INBOUND).order_by(Message.id.desc()).limit(1)
 )
 _LAST_QUESTION = DriverStatement(
     select(Message.__table__)
@@ -564,8 +567,21 @@ _BLANK_MESSAGE = dict.fromkeys(column.key for column in _MESSAGES.c if column.ke
 _NEW_MESSAGE = DriverStatement(insert(_MESSAGES), columns=list(_BLANK_MESSAGE))
 # What a turn may decide about the inbound it answers.
 _DECISION = ("button", "language", "action", "entry_id", "score", "options", "kb_version")
+# Named apart from the columns of the replies written with it (`_REPLIES_AND_DECISION`).
 _DECIDED = DriverStatement(
-    update(_MESSAGES).where(_MESSAGES.c.id == bindparam("inbound_id")), columns=_DECISION
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("inbound_id"))
+    .values(
+        {field: bindparam(f"decided_{field}", type_=_MESSAGES.c[field].type) for field in _DECISION}
+    )
+)
+# On PostgreSQL: the replies, with the decision in a statement of its own inside.
+_REPLIES_AND_DECISION = DriverStatement(
+    insert(_MESSAGES)
+    .values(
+        {column: bindparam(column, type_=_MESSAGES.c[column].type) for column in _BLANK_MESSAGE}
+    )
+    .add_cte(_DECIDED.statement.cte("decided"))  # type: ignore[attr-defined]
 )
 
 
