@@ -1,10 +1,10 @@
 """The store's share of a question: the transaction the bot runs for one talent's question, as
 built and through thinner layers, on PostgreSQL.
 
-A question costs four statements in one transaction: the talent (locked), the inbound, their
-open ticket, and the reply with the decision. This runs that transaction `--turns` times in each of
-three ways, in turn, `--rounds` times, and reports this process's lowest CPU time per
-transaction for each:
+A question costs three statements in one transaction: the talent (locked), the inbound (which
+returns their open ticket), and the reply with the decision. This runs that transaction
+`--turns` times in each of three ways, in turn, `--rounds` times, and reports this process's
+lowest CPU time per transaction for each:
 
 - store: the store's own calls, as the talent handler makes them (SQLAlchemy's ORM session,
   with its writes sent straight through asyncpg: `bot/store/driver.py`);
@@ -41,11 +41,11 @@ from bench.database import scratch_database
 from bench.report import figures, table
 from bot.conversation import Inbound, OutMessage
 from bot.store import (
+    _ACCEPTED,
     _DECIDED,
     _DECISION,
     _KNOWN_USER,
     _NEW_MESSAGE,
-    _OPEN_TICKET,
     _REPLIES_AND_DECISION,
     Store,
     new_message,
@@ -126,9 +126,8 @@ def by_core(engine: AsyncEngine) -> Turn:
                 _KNOWN_USER.statement, {"channel": CHANNEL, "external_id": TALENT}
             )
             user_id = user.one().id
-            kept = await connection.execute(_NEW_MESSAGE.statement, inbound_row(user_id, key))
-            inbound_id = kept.inserted_primary_key[0]
-            (await connection.execute(_OPEN_TICKET.statement, {"talent": user_id})).first()
+            kept = await connection.execute(_ACCEPTED.statement, inbound_row(user_id, key))
+            inbound_id = kept.one().id
             await connection.execute(_DECIDED.statement, decided(inbound_id))
             await connection.execute(_NEW_MESSAGE.statement, [reply_row(user_id, inbound_id)])
 
@@ -139,8 +138,7 @@ def by_asyncpg(engine: AsyncEngine) -> Turn:
     """The same statements through asyncpg, compiled as the store compiles its writes for
     it, on a connection from the same pool."""
     known_user = _KNOWN_USER._compiled_for(engine.dialect)
-    new_message = _NEW_MESSAGE._compiled_for(engine.dialect)
-    open_ticket = _OPEN_TICKET._compiled_for(engine.dialect)
+    accepted = _ACCEPTED._compiled_for(engine.dialect)
     replies = _REPLIES_AND_DECISION._compiled_for(engine.dialect)
 
     async def turn(key: str) -> None:
@@ -153,9 +151,8 @@ def by_asyncpg(engine: AsyncEngine) -> Turn:
                 )
                 user_id = user["id"]
                 inbound_id = await connection.fetchval(
-                    new_message.sql, *new_message.arguments(inbound_row(user_id, key))
+                    accepted.sql, *accepted.arguments(inbound_row(user_id, key))
                 )
-                await connection.fetch(open_ticket.sql, *open_ticket.arguments({"talent": user_id}))
                 await connection.execute(
                     replies.sql,
                     *replies.arguments(reply_row(user_id, inbound_id) | decided(inbound_id)),
@@ -199,7 +196,7 @@ async def run(args: argparse.Namespace) -> str:
 
     complete = stored == 2 * done
     print(
-        f"PostgreSQL: a question's transaction (4 statements), {args.turns} at a time in each "
+        f"PostgreSQL: a question's transaction (3 statements), {args.turns} at a time in each "
         f"way, {args.rounds} rounds in turn; this process's lowest CPU time per transaction"
     )
     print(

@@ -172,6 +172,32 @@ async def test_what_a_turn_reads_is_as_stored_and_what_it_changes_is_kept(store:
         assert await tx.ticket_of(user) is None
 
 
+async def test_an_accepted_message_knows_the_open_ticket_and_the_tap_just_before_it(
+    store: Store,
+) -> None:
+    def said(key: str, button: str | None = None) -> Inbound:
+        return Inbound("telegram", "42", key, text="" if button else "hi", button=button)
+
+    async with store.transaction() as tx:
+        user = await tx.user("telegram", "42", "en")
+        await tx.accept(said("tap", "1:s:5:4"), user, "", "en")
+    async with store.transaction() as tx:
+        user = await tx.user("telegram", "42", "en")
+        typed = await tx.accept(said("typed"), user, "hi", "en")
+        assert await tx.previous_tap(user, before=typed.id) == "1:s:5:4"
+        assert await tx.ticket_of(user) is None
+        tx.session.add(Ticket(talent_id=user.id, question="hi", language="en"))
+        opened = await tx.ticket_of(user)
+        assert opened is not None
+    async with store.transaction() as tx:
+        user = await tx.user("telegram", "42", "en")
+        again = await tx.accept(said("again"), user, "hi", "en")
+        assert await tx.previous_tap(user, before=again.id) is None
+        found = await tx.ticket_of(user)
+        assert found is not None
+        assert found.id == opened.id
+
+
 async def test_a_connection_cut_in_the_middle_of_a_turn_is_an_outage_the_store_gets_over() -> None:
     inbound = Inbound(channel="telegram", user_key="42", message_key="update-8", text="hi")
     async with PostgresDatabase() as url, upgraded_store(url) as store:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -211,6 +212,10 @@ class Transaction:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        # What `accept` learnt with each message, as of just before it: the user's open
+        # ticket (by user; kept for the next `ticket_of` only) and what they tapped (by message).
+        self._open_tickets: dict[int, int | None] = {}
+        self._taps: dict[int, str | None] = {}
 
     async def user(self, channel: str, external_id: str, language: Language) -> User:
         """The user with this channel id, created on first contact; on PostgreSQL their row
@@ -252,7 +257,8 @@ class Transaction:
 
         The message returned is not tracked by the session (a statement of its own costs
         less than the unit of work): what the turn decides about it is written with the
-        replies, by `record_replies`."""
+        replies, by `record_replies`. The same round trip finds what a turn asks next: the
+        user's open ticket and their previous tap (`ticket_of`, `previous_tap`)."""
         row = new_message(
             user_id=user.id,
             channel=inbound.channel,
@@ -264,10 +270,12 @@ class Transaction:
             language=language,
         )
         try:
-            message_id = await _NEW_MESSAGE.returning(self.session, row)
+            accepted = await _ACCEPTED.returning(self.session, row)
         except IntegrityError:
             raise DuplicateInbound(inbound.message_key) from None
-        return Message(id=message_id, **row)
+        self._open_tickets[user.id] = accepted["open_ticket"]
+        self._taps[accepted["id"]] = accepted["previous_tap"]
+        return Message(id=accepted["id"], **row)
 
     async def record_replies(
         self, inbound: Message, replies: Sequence[OutMessage], **decision: Any
@@ -354,7 +362,10 @@ class Transaction:
         )
 
     async def ticket_of(self, user: User) -> Ticket | None:
-        """The talent's ticket that is not closed, if any."""
+        """The talent's ticket that is not closed, if any. Right after `accept`, which found
+        none, there is none (nothing can have opened one in between); otherwise it is read."""
+        if user.id in self._open_tickets and self._open_tickets.pop(user.id) is None:
+            return None
         return await self._loaded(Ticket, _OPEN_TICKET, {"talent": user.id})
 
     async def add_to_ticket(
@@ -394,6 +405,8 @@ class Transaction:
     async def previous_tap(self, user: User, before: int) -> str | None:
         """The button the user tapped (or picked by number) just before message `before`;
         None if they did something else then, or nothing."""
+        if before in self._taps:
+            return self._taps[before]
         previous = await _PREVIOUS_TAP.row(self.session, {"user": user.id, "before": before})
         return previous["button"] if previous is not None else None
 
@@ -565,6 +578,33 @@ _LAST_BUTTONS = DriverStatement(
 _MESSAGES = Message.__table__
 _BLANK_MESSAGE = dict.fromkeys(column.key for column in _MESSAGES.c if column.key != "id")
 _NEW_MESSAGE = DriverStatement(insert(_MESSAGES), columns=list(_BLANK_MESSAGE))
+_TICKETS = Ticket.__table__
+_EARLIER = _MESSAGES.alias("earlier")
+# The row being inserted, named as its own RETURNING clause sees it: SQLAlchemy does not
+# correlate a subquery there with the INSERT's table.
+_INSERTED_USER = literal_column("messages.user_id")
+# An inbound, returning with its id the user's open ticket and their previous tap: read in
+# the INSERT's snapshot, they are as of just before it (and after the user's lock).
+_ACCEPTED = DriverStatement(
+    insert(_MESSAGES).returning(
+        _MESSAGES.c.id,
+        select(_TICKETS.c.id)
+        .where(_TICKETS.c.talent_id == _INSERTED_USER, _TICKETS.c.status != "closed")
+        .scalar_subquery()
+        .label("open_ticket"),
+        select(_EARLIER.c.button)
+        .where(
+            _EARLIER.c.user_id == _INSERTED_USER,
+            _EARLIER.c.direction == "in",
+            _EARLIER.c.id < literal_column("messages.id"),
+        )
+        .order_by(_EARLIER.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("previous_tap"),
+    ),
+    columns=list(_BLANK_MESSAGE),
+)
 # What a turn may decide about the inbound it answers.
 _DECISION = ("button", "language", "action", "entry_id", "score", "options", "kb_version")
 # Named apart from the columns of the replies written with it (`_REPLIES_AND_DECISION`).

@@ -55,16 +55,13 @@ class DriverStatement:
         # column's value (as SQLAlchemy would, which asks what type the server sends).
         self._results: list[tuple[str, Callable[[Any], Any] | None]] | None = None
 
-    async def returning(self, session: AsyncSession, values: Values) -> Any:
-        """Run it in the session's transaction for one row; the first value it returns (an
-        INSERT's new id)."""
-        connection, driver = await _in_transaction(session)
-        if driver is None:
-            return (await session.execute(self.statement, values)).inserted_primary_key[0]
+    async def returning(self, session: AsyncSession, values: Values) -> dict[str, Any]:
+        """Run it (a write that returns one row) in the session's transaction; the row it
+        returns, by column key."""
         outage.wrote(session)
-        compiled = self._compiled_for(connection.dialect)
-        async with _sent(connection, driver, compiled.sql):
-            return await driver.fetchval(compiled.sql, *compiled.arguments(values))
+        returned = await self.row(session, values)
+        assert returned is not None
+        return returned
 
     async def run(self, session: AsyncSession, values: Values | Sequence[Values]) -> None:
         """Run it in the session's transaction for one row of values, or for each of several."""
@@ -81,7 +78,8 @@ class DriverStatement:
                 await driver.executemany(compiled.sql, [compiled.arguments(row) for row in values])
 
     async def row(self, session: AsyncSession, values: Values) -> dict[str, Any] | None:
-        """Run it (a SELECT) in the session's transaction; its first row, by column key."""
+        """Run it (a SELECT, or a write with RETURNING) in the session's transaction; its
+        first row, by column key."""
         connection, driver = await _in_transaction(session)
         if driver is None:
             found = (await session.execute(self.statement, values)).first()
@@ -127,7 +125,7 @@ class DriverStatement:
     ) -> list[tuple[str, Callable[[Any], Any] | None]]:
         assert self._compiled is not None
         sent = await driver.prepare(self._compiled.sql)
-        columns = self.statement.selected_columns  # type: ignore[attr-defined]
+        columns = self.statement.exported_columns  # type: ignore[attr-defined]
         return [
             (
                 column.key,
