@@ -30,17 +30,19 @@ _CONNECTIONS = "driver_connections"
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
-    construct_params: Callable[..., dict[str, Any]]
+    # The values the statement itself gives (its literals, a LIMIT …), by parameter name.
+    fixed: dict[str, Any]
     # Each positional parameter's name, and what turns its value into the driver's form.
     processors: list[tuple[str, Callable[[Any], Any] | None]]
 
     def arguments(self, values: Values) -> list[Any]:
         """`values`, with the statement's fixed ones, in the driver's order and form."""
-        params = self.construct_params(values)
-        return [
-            params[name] if process is None else process(params[name])
-            for name, process in self.processors
-        ]
+        fixed = self.fixed
+        arguments = []
+        for name, process in self.processors:
+            value = values[name] if name in values else fixed[name]
+            arguments.append(value if process is None else process(value))
+        return arguments
 
 
 class DriverStatement:
@@ -117,7 +119,12 @@ class DriverStatement:
                 (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
                 for name in compiled.positiontup
             ]
-            self._compiled = _Compiled(compiled.string, compiled.construct_params, processors)
+            fixed = {
+                name: bind.effective_value
+                for name, bind in compiled.binds.items()
+                if not bind.required
+            }
+            self._compiled = _Compiled(compiled.string, fixed, processors)
         return self._compiled
 
     async def _results_for(
