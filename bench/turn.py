@@ -6,8 +6,9 @@ returns their open ticket), and the reply with the decision. This runs that tran
 `--turns` times in each of three ways, in turn, `--rounds` times, and reports this process's
 lowest CPU time per transaction for each:
 
-- store: the store's own calls, as the talent handler makes them (SQLAlchemy's ORM session,
-  with its writes sent straight through asyncpg: `bot/store/driver.py`);
+- store: the store's own calls, as the talent handler makes them (on a SQLAlchemy
+  connection, their statements sent straight through asyncpg: `bot/store/driver.py`; a
+  question needs no ORM session);
 - core: the store's statements on a SQLAlchemy connection, without the session (the decision
   and the reply as two, as on SQLite: given the reply's columns, SQLAlchemy would set them in
   the decision's UPDATE too);

@@ -17,6 +17,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     literal_column,
     or_,
     select,
@@ -170,9 +171,14 @@ class Store:
         Raises `StoreUnavailable` if the database cannot be reached or the connection is lost.
         """
         async with self._reaching():
-            async with self._sessions() as session, session.begin():
-                yield Transaction(session)
-            outage.committed(wrote=bool(session.info.get("wrote")))
+            async with self.engine.connect() as connection, connection.begin():
+                tx = Transaction(connection, self._sessions)
+                try:
+                    yield tx
+                    await tx.write_changes()
+                finally:
+                    await tx.close()
+            outage.committed(wrote=tx.wrote)
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[AsyncConnection]:
@@ -208,14 +214,50 @@ class Store:
 
 
 class Transaction:
-    """The store's operations inside one database transaction."""
+    """The store's operations inside one database transaction.
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    Its statements run on its connection; the ORM session, which costs more CPU than most
+    turns' statements, is made only when something asks for it (`session`). Objects read
+    before then (`_loaded`) join it when it is made, or make it at the end if they changed."""
+
+    def __init__(self, connection: AsyncConnection, sessions: async_sessionmaker[AsyncSession]):
+        self.connection = connection
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
+        # Read past the session while there was none, by identity.
+        self._read: dict[Any, Base] = {}
+        self._wrote = False
         # What `accept` learnt with each message, as of just before it: the user's open
         # ticket (by user; kept for the next `ticket_of` only) and what they tapped (by message).
         self._open_tickets: dict[int, int | None] = {}
         self._taps: dict[int, str | None] = {}
+
+    @property
+    def session(self) -> AsyncSession:
+        """The ORM session, in this transaction, with the objects read so far."""
+        if self._session is None:
+            self._session = self._sessions(bind=self.connection)
+            self._session.add_all(self._read.values())
+        return self._session
+
+    @property
+    def wrote(self) -> bool:
+        """Whether this transaction changed anything."""
+        session = self._session
+        return self._wrote or (session is not None and bool(session.info.get("wrote")))
+
+    async def write_changes(self) -> None:
+        """Write what the session holds, and changes made to objects read past it."""
+        if self._session is None and not any(
+            inspect(read).modified for read in self._read.values()
+        ):
+            return
+        await self.session.flush()
+
+    async def close(self) -> None:
+        """Let the session go (the transaction is the connection's to end)."""
+        if self._session is not None:
+            await self._session.close()
 
     async def user(self, channel: str, external_id: str, language: Language) -> User:
         """The user with this channel id, created on first contact; on PostgreSQL their row
@@ -229,9 +271,10 @@ class Transaction:
             return found
         table = User.__table__
         insert = (
-            postgresql_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+            postgresql_insert if self.connection.dialect.name == "postgresql" else sqlite_insert
         )
-        await self.session.execute(
+        self._wrote = True
+        await self.connection.execute(
             insert(table)
             .values(
                 channel=channel,
@@ -270,7 +313,8 @@ class Transaction:
             language=language,
         )
         try:
-            accepted = await _ACCEPTED.returning(self.session, row)
+            self._wrote = True
+            accepted = await _ACCEPTED.returning(self.connection, row)
         except IntegrityError:
             raise DuplicateInbound(inbound.message_key) from None
         self._open_tickets[user.id] = accepted["open_ticket"]
@@ -289,14 +333,15 @@ class Transaction:
             outgoing(inbound.user_id, inbound.channel, reply, reply_to=inbound.id, **decision)
             for reply in replies
         ]
-        if said and self.session.bind.dialect.name == "postgresql":
+        self._wrote = True
+        if said and self.connection.dialect.name == "postgresql":
             # One round trip for both: the decision goes with each reply, written again
             # alike for a second one.
-            await _REPLIES_AND_DECISION.run(self.session, [row | decided for row in said])
+            await _REPLIES_AND_DECISION.run(self.connection, [row | decided for row in said])
             return
-        await _DECIDED.run(self.session, decided)
+        await _DECIDED.run(self.connection, decided)
         if said:
-            await _NEW_MESSAGE.run(self.session, said)
+            await _NEW_MESSAGE.run(self.connection, said)
 
     async def unanswered(self, inbound: Inbound) -> Message | None:
         """The stored inbound with this key, if the replies to it never went out."""
@@ -322,7 +367,7 @@ class Transaction:
 
     async def last_buttons(self, user: User, before: int) -> list[tuple[str, str]]:
         """The choices of the last message the bot sent this user before message `before`."""
-        last = await _LAST_BUTTONS.row(self.session, {"user": user.id, "before": before})
+        last = await _LAST_BUTTONS.row(self.connection, {"user": user.id, "before": before})
         return [(label, payload) for label, payload in (last or {}).get("buttons") or []]
 
     async def last_question(self, user: User, before: int) -> Message | None:
@@ -407,7 +452,7 @@ class Transaction:
         None if they did something else then, or nothing."""
         if before in self._taps:
             return self._taps[before]
-        previous = await _PREVIOUS_TAP.row(self.session, {"user": user.id, "before": before})
+        previous = await _PREVIOUS_TAP.row(self.connection, {"user": user.id, "before": before})
         return previous["button"] if previous is not None else None
 
     async def audit(self, actor: User | None, action: str, subject: str, **detail: object) -> None:
@@ -447,23 +492,29 @@ class Transaction:
     async def _loaded(
         self, model: type[_Model], statement: DriverStatement, values: Mapping[str, Any]
     ) -> _Model | None:
-        """The row `statement` finds, as the session's object of `model`: the one it holds
-        already, else one made from the row, which the session then keeps as if it had read
-        it (its changes are written at commit). The session's own query would do the same at
-        about twice the CPU. Changes not yet written go first, as before the session's own
-        queries."""
-        session = self.session
-        if session.new or session.dirty or session.deleted:
+        """The row `statement` finds, as an object of `model`: the one read before in this
+        transaction, else one made from the row as if the session had read it (its changes
+        are written at the end). The session's own query would cost about twice the CPU.
+        Changes not yet written go first, as before the session's own queries."""
+        session = self._session
+        if session is not None and (session.new or session.dirty or session.deleted):
             await session.flush()
-        row = await statement.row(session, values)
+        elif session is None and any(inspect(read).modified for read in self._read.values()):
+            await self.session.flush()
+            session = self._session
+        row = await statement.row(self.connection, values)
         if row is None:
             return None
-        held = session.identity_map.get(identity_key(model, row["id"]))
+        key = identity_key(model, row["id"])
+        held = session.identity_map.get(key) if session is not None else self._read.get(key)
         if held is not None:
             return held  # type: ignore[return-value]
         loaded = model(**row)
         make_transient_to_detached(loaded)
-        session.add(loaded)
+        if session is not None:
+            session.add(loaded)
+        else:
+            self._read[key] = loaded
         return loaded
 
     async def _bring_kept_files(self, user: User, ticket: Ticket) -> None:

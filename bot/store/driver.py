@@ -1,12 +1,12 @@
-"""The writes nearly every update makes, sent on PostgreSQL straight through asyncpg.
+"""The statements nearly every update runs, sent on PostgreSQL straight through asyncpg.
 
 Running a statement through SQLAlchemy costs more CPU than the database takes to run it
 (`bench/turn.py`). A `DriverStatement` is compiled by SQLAlchemy once, and SQLAlchemy's own
-column types still turn values into what the driver takes; it is then sent on the asyncpg
-connection itself, in the session's transaction. Errors come out as SQLAlchemy raises them
-(`IntegrityError`; a lost connection invalidated, as a `DBAPIError` that says so), so callers
-and `bot.store.outage` treat them alike. Elsewhere (SQLite) a statement runs through
-SQLAlchemy as any other.
+column types still turn values into what the driver takes and rows into what it gives back;
+it is then sent on the asyncpg connection under a SQLAlchemy connection, in that connection's
+transaction. Errors come out as SQLAlchemy raises them (`IntegrityError`; a lost connection
+invalidated, as a `DBAPIError` that says so), so callers and `bot.store.outage` treat them
+alike. Elsewhere (SQLite) a statement runs on the SQLAlchemy connection as any other.
 """
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -19,12 +19,10 @@ from sqlalchemy import ColumnElement, Executable, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-
-from bot.store import outage
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 Values = Mapping[str, Any]
-_CONNECTIONS = "driver_connections"
+_CONNECTIONS = "driver_connection"
 
 
 @dataclass(frozen=True)
@@ -57,21 +55,20 @@ class DriverStatement:
         # column's value (as SQLAlchemy would, which asks what type the server sends).
         self._results: list[tuple[str, Callable[[Any], Any] | None]] | None = None
 
-    async def returning(self, session: AsyncSession, values: Values) -> dict[str, Any]:
-        """Run it (a write that returns one row) in the session's transaction; the row it
+    async def returning(self, connection: AsyncConnection, values: Values) -> dict[str, Any]:
+        """Run it (a write that returns one row) in the connection's transaction; the row it
         returns, by column key."""
-        outage.wrote(session)
-        returned = await self.row(session, values)
+        returned = await self.row(connection, values)
         assert returned is not None
         return returned
 
-    async def run(self, session: AsyncSession, values: Values | Sequence[Values]) -> None:
-        """Run it in the session's transaction for one row of values, or for each of several."""
-        connection, driver = await _in_transaction(session)
+    async def run(self, connection: AsyncConnection, values: Values | Sequence[Values]) -> None:
+        """Run it in the connection's transaction for one row of values, or for each of
+        several."""
+        driver = await _driver(connection)
         if driver is None:
-            await session.execute(self.statement, values)
+            await connection.execute(self.statement, values)
             return
-        outage.wrote(session)
         compiled = self._compiled_for(connection.dialect)
         async with _sent(connection, driver, compiled.sql):
             if isinstance(values, Mapping):
@@ -79,12 +76,12 @@ class DriverStatement:
             else:
                 await driver.executemany(compiled.sql, [compiled.arguments(row) for row in values])
 
-    async def row(self, session: AsyncSession, values: Values) -> dict[str, Any] | None:
-        """Run it (a SELECT, or a write with RETURNING) in the session's transaction; its
+    async def row(self, connection: AsyncConnection, values: Values) -> dict[str, Any] | None:
+        """Run it (a SELECT, or a write with RETURNING) in the connection's transaction; its
         first row, by column key."""
-        connection, driver = await _in_transaction(session)
+        driver = await _driver(connection)
         if driver is None:
-            found = (await session.execute(self.statement, values)).first()
+            found = (await connection.execute(self.statement, values)).first()
             return found._asdict() if found is not None else None
         compiled = self._compiled_for(connection.dialect)
         async with _sent(connection, driver, compiled.sql):
@@ -101,9 +98,9 @@ class DriverStatement:
     async def rows_written(self, connection: AsyncConnection, values: Values) -> int:
         """Run it on a connection that commits as it runs (`Store.statement`); how many rows
         it wrote."""
-        if connection.dialect.driver != "asyncpg":
-            return (await connection.execute(self.statement, values)).rowcount
         driver = await _driver(connection)
+        if driver is None:
+            return (await connection.execute(self.statement, values)).rowcount
         compiled = self._compiled_for(connection.dialect)
         async with _sent(connection, driver, compiled.sql):
             status = await driver.execute(compiled.sql, *compiled.arguments(values))
@@ -142,30 +139,23 @@ class DriverStatement:
         ]
 
 
-async def _driver(connection: AsyncConnection) -> Connection:
-    return (await connection.get_raw_connection()).driver_connection
-
-
-async def _in_transaction(session: AsyncSession) -> tuple[AsyncConnection, Connection | None]:
-    """The session's connection, and its asyncpg connection if it has one, in the session's
-    transaction. Found once a session: each look-up is a trip through SQLAlchemy's greenlets."""
-    found = session.info.get(_CONNECTIONS)
+async def _driver(connection: AsyncConnection) -> Connection | None:
+    """The asyncpg connection under `connection` (None for other drivers), in the
+    transaction SQLAlchemy has begun on it, if any. SQLAlchemy's asyncpg adapter sends BEGIN
+    before its first statement, not when the transaction begins: it is begun here as it would
+    be there, so that SQLAlchemy still commits or rolls it back. Found once a checkout: each
+    look-up is a trip through SQLAlchemy's greenlets."""
+    if connection.dialect.driver != "asyncpg":
+        return None
+    found = connection.info.get(_CONNECTIONS)
     if found is None:
-        connection = await session.connection()
         raw = await connection.get_raw_connection()
-        asyncpg = connection.dialect.driver == "asyncpg"
-        found = (connection, raw.dbapi_connection, raw.driver_connection if asyncpg else None)
-        session.info[_CONNECTIONS] = found
-    connection, adapter, driver = found
-    if driver is None:
-        return connection, None
-    if adapter._transaction is None:
-        # SQLAlchemy's asyncpg adapter sends BEGIN before its first statement, not when the
-        # session begins: begun here as it would be there, the transaction is the session's,
-        # which commits or rolls it back.
+        found = connection.info[_CONNECTIONS] = (raw.dbapi_connection, raw.driver_connection)
+    adapter, driver = found
+    if connection.in_transaction() and adapter._transaction is None:
         async with _sent(connection, driver, "BEGIN"):
             await adapter._start_transaction()
-    return connection, driver
+    return driver
 
 
 @asynccontextmanager
