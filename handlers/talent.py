@@ -44,7 +44,9 @@ async def handle(inbound: Inbound, services: Services) -> list[OutMessage] | Non
                 or written
                 or services.settings.default_language
             )
-            user = await tx.user(inbound.channel, inbound.user_key, first_language)
+            user = await tx.user(
+                inbound.channel, inbound.user_key, first_language, inbound.display_name
+            )
             if user.role in ("expert", "staff"):
                 return None
             # Set only when changed: an object left unchanged costs the session nothing to

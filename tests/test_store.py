@@ -16,7 +16,7 @@ from bot.conversation import Button, Inbound, OutMessage
 from bot.services import build_services
 from bot.store import DuplicateInbound, Store, StoreUnavailable
 from bot.store.inbox import Inbox
-from bot.store.models import Base, Message, Ticket, utcnow
+from bot.store.models import Base, Message, Ticket, User, utcnow
 from tests.conftest import PostgresDatabase, upgraded_store
 from tests.postgres import as_admin
 
@@ -61,6 +61,24 @@ async def test_first_contact_creates_a_user_once(store: Store) -> None:
         again = await tx.user("telegram", "7", "en")
     assert first.id == again.id
     assert again.language == "zh"
+
+
+async def test_two_first_contacts_at_once_make_one_user_with_the_first_name(
+    store: Store,
+) -> None:
+    async def first_contact(name: str, delay: float) -> int:
+        await asyncio.sleep(delay)
+        async with store.transaction() as tx:
+            user = await tx.user("telegram", "77", "en", name)
+            # Held open: the other contact comes while this one has not committed.
+            await asyncio.sleep(0.1)
+            return user.id
+
+    first, second = await asyncio.gather(first_contact("Ann", 0), first_contact("Bo", 0.02))
+    assert first == second
+    async with store.transaction() as tx:
+        users = list(await tx.session.scalars(select(User)))
+    assert [(user.external_id, user.display_name) for user in users] == [("77", "Ann")]
 
 
 async def test_a_talent_cannot_hold_two_open_tickets(store: Store) -> None:

@@ -1,5 +1,6 @@
 """The store: the database is the source of truth for users, what was said and tickets."""
 
+import functools
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -259,37 +260,44 @@ class Transaction:
         if self._session is not None:
             await self._session.close()
 
-    async def user(self, channel: str, external_id: str, language: Language) -> User:
-        """The user with this channel id, created on first contact; on PostgreSQL their row
-        stays locked until the transaction ends, so that two of a user's messages handled at
-        once (by two processes) are handled one after the other, each seeing what the other
-        did. (SQLite lets one transaction write at a time anyway.)"""
+    async def user(
+        self,
+        channel: str,
+        external_id: str,
+        language: Language,
+        display_name: str | None = None,
+    ) -> User:
+        """The user with this channel id, created on first contact (with `language` and
+        `display_name`); on PostgreSQL their row stays locked until the transaction ends, so
+        that two of a user's messages handled at once (by two processes) are handled one after
+        the other, each seeing what the other did. (SQLite lets one transaction write at a
+        time anyway.)"""
         known = {"channel": channel, "external_id": external_id}
         # Nearly every message is from someone the bot knows: one query finds them.
         found = await self._loaded(User, _KNOWN_USER, known)
         if found is not None:
             return found
-        table = User.__table__
-        insert = (
-            postgresql_insert if self.connection.dialect.name == "postgresql" else sqlite_insert
-        )
         self._wrote = True
-        await self.connection.execute(
-            insert(table)
-            .values(
-                channel=channel,
-                external_id=external_id,
-                language=language,
-                language_chosen=False,
-                role="talent",
-                key_talent=False,
-                specialties=[],
-                expert_languages=[],
-                available=True,
-                created_at=utcnow(),
-            )
-            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        created = await _new_user(self.connection.dialect.name).row(
+            self.connection,
+            known
+            | {
+                "display_name": display_name,
+                "language": language,
+                "language_chosen": False,
+                "role": "talent",
+                "key_talent": False,
+                "specialties": [],
+                "expert_languages": [],
+                "available": True,
+                "max_open_tickets": None,
+                "share_name": False,
+                "created_at": utcnow(),
+            },
         )
+        if created is not None:
+            return self._as_read(User, created)
+        # Created meanwhile by a transaction that got in first, now committed.
         found = await self._loaded(User, _KNOWN_USER, known)
         assert found is not None
         return found
@@ -501,10 +509,12 @@ class Transaction:
             await session.flush()
         elif session is None and any(inspect(read).modified for read in self._read.values()):
             await self.session.flush()
-            session = self._session
         row = await statement.row(self.connection, values)
-        if row is None:
-            return None
+        return self._as_read(model, row) if row is not None else None
+
+    def _as_read(self, model: type[_Model], row: Mapping[str, Any]) -> _Model:
+        """`row` of `model`'s table as the object `_loaded` gives."""
+        session = self._session
         key = identity_key(model, row["id"])
         held = session.identity_map.get(key) if session is not None else self._read.get(key)
         if held is not None:
@@ -627,6 +637,7 @@ _LAST_BUTTONS = DriverStatement(
     .limit(1)
 )
 _MESSAGES = Message.__table__
+_USERS = User.__table__
 _BLANK_MESSAGE = dict.fromkeys(column.key for column in _MESSAGES.c if column.key != "id")
 _NEW_MESSAGE = DriverStatement(insert(_MESSAGES), columns=list(_BLANK_MESSAGE))
 _TICKETS = Ticket.__table__
@@ -690,6 +701,19 @@ def _owed(keys: ColumnElement[bool]) -> tuple[ColumnElement[bool], ...]:
 _UNANSWERED = select(Message).where(
     *_owed(_MESSAGES.c.channel_key.in_(bindparam("keys", expanding=True)))
 )
+
+
+@functools.cache
+def _new_user(dialect: str) -> DriverStatement:
+    """The statement that adds a user on first contact, returning their row; none if a
+    transaction that got in first added them (PostgreSQL makes this one wait for it)."""
+    insert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(_USERS)
+    return DriverStatement(
+        insert.on_conflict_do_nothing(index_elements=["channel", "external_id"]).returning(
+            *_USERS.c
+        ),
+        columns=[column.key for column in _USERS.c if column.key != "id"],
+    )
 
 
 def answered_inbounds(dialect: str) -> Update:
