@@ -4,9 +4,16 @@ What is alive once the bot has started (the knowledge base and its index, the li
 their caches) lives as long as the process. Left to the collector, each full collection walks
 all of it again: about 70 ms every few seconds under load, which every update in flight waits
 for. Once settled, a full collection walks only what was made since: a few milliseconds.
+
+An update makes thousands of short-lived objects, nearly all freed by reference counting, so
+the youngest generation is collected after 20,000 allocations rather than Python's 700: the
+collections it saves cost about 5% of the bot's CPU.
 """
 
 import gc
+
+# Allocations (less deallocations) between collections of the youngest generation.
+YOUNGEST_THRESHOLD = 20_000
 
 
 def settle() -> None:
@@ -17,3 +24,4 @@ def settle() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNGEST_THRESHOLD, *gc.get_threshold()[1:])

@@ -79,9 +79,12 @@ def services(store: Store, matcher: Matcher) -> Services:
 
 @pytest.fixture
 def unfrozen_afterwards() -> Iterator[None]:
-    """Whatever a test settles (`bot.heap.settle`) is unfrozen when it ends."""
+    """Whatever a test settles (`bot.heap.settle`) is unfrozen when it ends, and the
+    collector's thresholds are put back."""
+    thresholds = gc.get_threshold()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def collected_in_full(thing: object) -> bool:
