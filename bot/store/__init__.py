@@ -249,11 +249,16 @@ class Transaction:
 
     async def write_changes(self) -> None:
         """Write what the session holds, and changes made to objects read past it."""
-        if self._session is None and not any(
-            inspect(read).modified for read in self._read.values()
-        ):
-            return
-        await self.session.flush()
+        if self._unwritten():
+            await self.session.flush()
+
+    def _unwritten(self) -> bool:
+        """Whether something changed that is not yet written: in the session, or (while there
+        is none) in an object read past it."""
+        session = self._session
+        if session is not None:
+            return bool(session.new or session.dirty or session.deleted)
+        return any(inspect(read).modified for read in self._read.values())
 
     async def close(self) -> None:
         """Let the session go (the transaction is the connection's to end)."""
@@ -504,11 +509,7 @@ class Transaction:
         transaction, else one made from the row as if the session had read it (its changes
         are written at the end). The session's own query would cost about twice the CPU.
         Changes not yet written go first, as before the session's own queries."""
-        session = self._session
-        if session is not None and (session.new or session.dirty or session.deleted):
-            await session.flush()
-        elif session is None and any(inspect(read).modified for read in self._read.values()):
-            await self.session.flush()
+        await self.write_changes()
         row = await statement.row(self.connection, values)
         return self._as_read(model, row) if row is not None else None
 

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 T = TypeVar("T")
@@ -153,19 +153,13 @@ def sessions_noting_writes() -> sessionmaker[Session]:
     @event.listens_for(factory, "do_orm_execute")
     def _on_execute(state: ORMExecuteState) -> None:
         if not state.is_select:
-            wrote(state.session)
+            state.session.info["wrote"] = True
 
     @event.listens_for(factory, "after_flush")
     def _on_flush(session: Session, _context: Any) -> None:
-        wrote(session)
+        session.info["wrote"] = True
 
     return factory
-
-
-def wrote(session: Session | AsyncSession) -> None:
-    """Note that `session` changed something (a statement sent past it, straight through the
-    driver, says so itself)."""
-    session.info["wrote"] = True
 
 
 def count_failed_connects_as_lost(engine: AsyncEngine) -> None:
