@@ -11,9 +11,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.channels import TELEGRAM_USER_ID
+from bot.languages import Language
 from bot.paths import bundled, bundled_questions
 
-Language = Literal["en", "zh"]
 _WEB_ADDRESS = re.compile(r"https?://\S+")
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 

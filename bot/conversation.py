@@ -7,7 +7,7 @@ shows an `OutMessage` in its own way; handlers see nothing else.
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.knowledge import Language
+from bot.languages import Language
 
 
 @dataclass(frozen=True)

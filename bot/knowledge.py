@@ -15,8 +15,8 @@ from typing import Any, Literal, TypeVar, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-Language = Literal["en", "zh"]
-LANGUAGES: tuple[Language, ...] = ("en", "zh")
+from bot.languages import LANGUAGES, Language
+
 MAX_FILE_BYTES = 2 * 1024 * 1024
 _WIDE = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 # A line that starts an item of a list: "- ", "* ", "• ", "1. " or "1) ".
