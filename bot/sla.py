@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
+from bot import notifications
 from bot.services import Services
 from bot.store import Transaction, notices
 from bot.store.models import Notice, Ticket, User, utcnow
-from handlers import expert
 
 _log = logging.getLogger(__name__)
 Action = tuple[str, int]
@@ -47,16 +47,36 @@ async def check(services: Services, now: datetime | None = None) -> list[Action]
     """Do everything that is due at `now`, then send the notices waiting; what was done, as
     (action, ticket id)."""
     now = now or utcnow()
+    done: list[Action] = []
+    queued: list[tuple[Notice, User]] = []
+    for step in _steps(services, now):
+        for ticket, its_notices in await _take(services, step, now):
+            done.append((step.name, ticket.id))
+            queued.extend(its_notices)
+            if step.then is None:
+                continue
+            try:
+                await step.then(ticket)
+            except Exception:  # one failed announcement must not stop the rest
+                _log.exception("SLA action %s on ticket %s failed", step.name, ticket.id)
+    await _send_notices(services, queued, now)
+    return done
+
+
+def _steps(services: Services, now: datetime) -> list[_Step]:
+    """The service levels: a ticket no one claims is shown again, and staff are told of it; a
+    claimed one with no reply yet goes back to the queue (its expert reminded before); a
+    talent silent after a reply is nudged, then their ticket closed."""
     limits = services.settings
     minutes, hours = (lambda n: now - timedelta(minutes=n)), (lambda n: now - timedelta(hours=n))
     waiting_since = func.coalesce(Ticket.announced_at, Ticket.created_at)
     silent_since = func.coalesce(Ticket.last_talent_at, Ticket.first_reply_at)
-    steps = [
+    return [
         _Step(
             "announced-again",
             and_(Ticket.status == "open", waiting_since <= minutes(limits.sla_reannounce_minutes)),
             {"announced_at": now},
-            then=lambda ticket: expert.announce(ticket.id, services),
+            then=lambda ticket: notifications.announce(services, ticket.id),
         ),
         _Step(
             "escalated",
@@ -112,20 +132,6 @@ async def check(services: Services, now: datetime | None = None) -> list[Action]
             notify=_nudge,
         ),
     ]
-    done: list[Action] = []
-    queued: list[tuple[Notice, User]] = []
-    for step in steps:
-        for ticket, its_notices in await _take(services, step, now):
-            done.append((step.name, ticket.id))
-            queued.extend(its_notices)
-            if step.then is None:
-                continue
-            try:
-                await step.then(ticket)
-            except Exception:  # one failed announcement must not stop the rest
-                _log.exception("SLA action %s on ticket %s failed", step.name, ticket.id)
-    await _send_notices(services, queued, now)
-    return done
 
 
 async def _take(
@@ -163,8 +169,9 @@ async def _send_notices(
     expired = await notices.expire(services.store, now - NOTICE_LIFETIME)
     if expired:
         _log.warning("Dropped %d notices that could not be sent for a day", expired)
-    await expert.send_notices(services, queued)
-    await expert.send_notices(services, await notices.waiting(services.store, now - LEFT_OVER))
+    await notifications.send_notices(services, queued)
+    left_over = await notices.waiting(services.store, now - LEFT_OVER)
+    await notifications.send_notices(services, left_over)
 
 
 def _copy(ticket: Ticket) -> Ticket:
@@ -202,7 +209,7 @@ class _Notify:
 
     def _queue(self, user: User, template: str, **context: object) -> None:
         self.queued.append(
-            expert.queue_notice(self.services, self.tx, user, template, self.now, **context)
+            notifications.queue_notice(self.services, self.tx, user, template, self.now, **context)
         )
 
 
@@ -224,7 +231,7 @@ async def _returned(notify: _Notify, ticket: Ticket) -> None:
 
 async def _announce_returned(services: Services, ticket: Ticket) -> None:
     holder = await services.tickets.user(ticket.expert_id) if ticket.expert_id else None
-    await expert.announce(ticket.id, services, skip=holder)
+    await notifications.announce(services, ticket.id, skip=holder)
 
 
 async def _nudge(notify: _Notify, ticket: Ticket) -> None:

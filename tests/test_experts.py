@@ -6,16 +6,21 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import pytest
 import yaml
 from sqlalchemy import select
 from telegram.ext import Application
 
+from bot import notifications
 from bot.channels.telegram import build_application
+from bot.conversation import Inbound
 from bot.knowledge import load_knowledge
 from bot.paths import bundled
+from bot.router import route
 from bot.services import Services
 from bot.store.models import AuditEvent, Ticket, User
-from handlers import expert as expert_handlers
+from handlers.expert import Desk
+from handlers.staff import StaffDesk
 from tests.botapi import BotApiEmulator, Phone, Sent
 from tests.conftest import start_polling, stop, telegram_settings
 from tests.test_telegram import BAD_GATEWAY, QUESTION
@@ -257,6 +262,26 @@ async def test_an_expert_cannot_use_staff_commands(
             select(AuditEvent.subject).where(AuditEvent.action == "refused")
         )
         assert list(refused) == ["/addexpert"]
+
+
+@pytest.mark.parametrize("command", sorted(set(StaffDesk.COMMANDS) - set(Desk.COMMANDS)))
+async def test_an_expert_is_refused_every_staff_command(services: Services, command: str) -> None:
+    await services.tickets.enrol("test", "wu", "Wu")
+    [reply] = await route(Inbound("test", "wu", "k1", text=f"/{command} 1 2"), services)
+    assert reply.text == "That command is for staff."
+
+
+async def test_staff_enrol_an_expert_by_an_id_of_their_own_channel(services: Services) -> None:
+    await services.tickets.appoint_staff("telegram", "2406")
+    await services.tickets.appoint_staff("web", "boss")
+    by_telegram = Inbound("telegram", "2406", "k1", text="/addexpert mei-7 Mei")
+    [refused] = await route(by_telegram, services)
+    assert refused.text.startswith("Use /addexpert")
+    [added] = await route(Inbound("web", "boss", "k2", text="/addexpert mei-7 Mei"), services)
+    assert added.text == "Mei is now a volunteer expert."
+    async with services.store.transaction() as tx:
+        enrolled = await tx.session.scalars(select(User.channel).where(User.external_id == "mei-7"))
+        assert list(enrolled) == ["web"]
 
 
 async def test_with_no_expert_available_the_experts_group_sees_the_ticket(
@@ -735,8 +760,8 @@ async def test_staff_are_told_which_entries_are_stale_and_what_they_cite(
 ) -> None:
     await services.tickets.appoint_staff("telegram", "2901")
     staff = emulator.phone(2901)
-    assert await expert_handlers.report_stale(services, date(2026, 12, 1)) == 0
-    count = await expert_handlers.report_stale(services, date(2030, 1, 1))
+    assert await notifications.report_stale(services, date(2026, 12, 1)) == 0
+    count = await notifications.report_stale(services, date(2030, 1, 1))
     assert count == len(services.matcher.knowledge)
     messages = await staff.read()
     text = "\n".join(m.text for m in messages)

@@ -5,10 +5,10 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from bot.conversation import Attachment, Inbound
+from bot.router import route
 from bot.services import Services
 from bot.store import notices, privacy
 from bot.store.models import Message, Notice, Ticket, TicketMessage, User, utcnow
-from handlers import talent
 from tests.test_talent import payloads, say
 
 
@@ -25,7 +25,7 @@ async def test_forget_asks_first_and_then_erases_messages_and_profile(services: 
     await say(services, "/expert", user="leaving")
     await say(services, "my phone is 13800001111", user="leaving")
     scan = Attachment("photo", "passport-scan")
-    await talent.handle(Inbound("test", "leaving", "scan", attachment=scan), services)
+    await route(Inbound("test", "leaving", "scan", attachment=scan), services)
     [confirm] = await say(services, "/forget", user="leaving")
     assert payloads(confirm) == ["1:f:yes", "1:f:no"]
     [kept] = await say(services, button="1:f:no", user="leaving")

@@ -14,12 +14,12 @@ from telegram.ext import Application
 from bot.channels.telegram import build_application
 from bot.channels.updates import DurableUpdateQueue
 from bot.conversation import Inbound
+from bot.router import route
 from bot.services import Services
 from bot.store import Store, StoreUnavailable
 from bot.store.inbox import Inbox
 from bot.store.models import AuditEvent, InboxUpdate, Ticket, User, utcnow
 from bot.store.outage import Backoff
-from handlers import expert, talent
 from tests.botapi import BotApiEmulator, free_port
 from tests.conftest import start_webhook, stop, telegram_settings
 
@@ -244,13 +244,13 @@ async def test_a_recovered_message_gets_the_replies_that_never_went_out_and_only
     services: Services,
 ) -> None:
     inbound = Inbound(channel="telegram", user_key="41", message_key="update:41", text=QUESTION)
-    replies = await talent.handle(inbound, services)
+    replies = await route(inbound, services)
     assert replies
-    assert await talent.handle(inbound, services) == []
+    assert await route(inbound, services) == []
     # The process died before sending them: they are owed.
-    assert await talent.handle(replace(inbound, recovered=True), services) == replies
+    assert await route(replace(inbound, recovered=True), services) == replies
     await answered(services.store, inbound.message_key)
-    assert await talent.handle(replace(inbound, recovered=True), services) == []
+    assert await route(replace(inbound, recovered=True), services) == []
 
 
 async def test_a_recovered_claim_ends_in_one_claim_and_the_case_card(
@@ -266,18 +266,18 @@ async def test_a_recovered_claim_ends_in_one_claim_and_the_case_card(
         message_key=f"tap:42:9:1:c:{ticket.id}",
         button=f"1:c:{ticket.id}",
     )
-    [case] = await expert.handle(tap, services)
+    [case] = await route(tap, services)
     assert case.text.startswith(f"<b>Ticket #T-{ticket.id}</b>")
-    assert await expert.handle(tap, services) == []
+    assert await route(tap, services) == []
     # The process died before the case card went out: the claim goes on to it.
-    assert await expert.handle(replace(tap, recovered=True), services) == [case]
+    assert await route(replace(tap, recovered=True), services) == [case]
     await answered(services.store, tap.message_key)
     async with services.store.transaction() as tx:
         claims = await tx.session.scalar(
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "claim")
         )
     assert claims == 1
-    assert await expert.handle(replace(tap, recovered=True), services) == []
+    assert await route(replace(tap, recovered=True), services) == []
 
 
 async def test_a_recovered_message_is_relayed_if_it_never_was(
@@ -290,10 +290,10 @@ async def test_a_recovered_message_is_relayed_if_it_never_was(
         await tx.accept(inbound, talent_user, "Hello", "en")
     await services.tickets.store_relay(ticket, talent_user, expert_user, "Hello", "update:44")
     expert_phone = emulator.phone(45)
-    assert await talent.handle(replace(inbound, recovered=True), services) == []
+    assert await route(replace(inbound, recovered=True), services) == []
     [shown] = await expert_phone.read()
     assert shown.text == f"Talent #T-{ticket.id}: Hello"
-    assert await talent.handle(replace(inbound, recovered=True), services) == []
+    assert await route(replace(inbound, recovered=True), services) == []
     assert await expert_phone.quiet() == []
 
 
@@ -306,11 +306,11 @@ async def test_a_recovered_expert_message_is_relayed_if_it_never_was(
         await tx.accept(inbound, expert_user, "Hi", "en")
     await services.tickets.store_relay(ticket, expert_user, talent_user, "Hi", "update:45")
     talent_phone = emulator.phone(44)
-    assert await expert.handle(replace(inbound, recovered=True), services) == []
+    assert await route(replace(inbound, recovered=True), services) == []
     [shown] = await talent_phone.read()
     assert shown.text == "Expert Sun: Hi"
     await answered(services.store, inbound.message_key)
-    assert await expert.handle(replace(inbound, recovered=True), services) == []
+    assert await route(replace(inbound, recovered=True), services) == []
     assert await talent_phone.quiet() == []
 
 

@@ -19,9 +19,9 @@ from bot.knowledge import load_knowledge
 from bot.matching import Matcher
 from bot.paths import bundled
 from bot.reload import reload
+from bot.router import route
 from bot.services import Services
 from bot.store.models import utcnow
-from handlers import expert as expert_handlers
 from tests.botapi import BotApiEmulator
 from tests.conftest import collected_in_full, start_polling, stop, telegram_settings
 from tests.test_telegram import BAD_GATEWAY, QUESTION
@@ -155,7 +155,6 @@ async def test_questions_matched_during_a_swap_all_get_an_answer(
     services: Services, knowledge_copy: Path
 ) -> None:
     from bot.conversation import Inbound
-    from handlers import talent
 
     services.settings = services.settings.model_copy(
         update={"knowledge_dir": knowledge_copy, "labelled_questions": None}
@@ -163,7 +162,7 @@ async def test_questions_matched_during_a_swap_all_get_an_answer(
 
     async def ask(number: int) -> int:
         inbound = Inbound("test", f"user-{number}", f"key-{number}", QUESTION)
-        return len(await talent.handle(inbound, services))
+        return len(await route(inbound, services))
 
     edit(knowledge_copy, "Yes, but only under a pilot.", NEW_TEXT)
     asking = [asyncio.create_task(ask(n)) for n in range(30)]
@@ -213,7 +212,7 @@ async def test_a_set_staff_forced_in_one_process_is_served_by_the_others(
         forced = Inbound(
             channel="telegram", user_key="2802", message_key="force", text="/reload force"
         )
-        await expert_handlers.handle(forced, reached)
+        await route(forced, reached)
         assert reached.matcher.knowledge.get("agent-exam.foreigners") is None
         deadline = asyncio.get_running_loop().time() + 5
         while services.matcher.knowledge.get("agent-exam.foreigners") is not None:

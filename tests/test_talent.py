@@ -6,9 +6,9 @@ import itertools
 from sqlalchemy import func, select
 
 from bot.conversation import Inbound, OutMessage
+from bot.router import route
 from bot.services import Services
 from bot.store.models import Feedback, Message, Ticket
-from handlers import talent
 
 _keys = itertools.count(1)
 
@@ -30,7 +30,7 @@ async def say(
         button=button,
         language_hint=hint,
     )
-    return await talent.handle(inbound, services)
+    return await route(inbound, services)
 
 
 async def stored(services: Services, direction: str | None = None) -> list[Message]:

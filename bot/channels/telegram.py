@@ -43,7 +43,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import heap, pidfile, sla, startup
+from bot import heap, notifications, pidfile, sla, startup
 from bot.channels import TELEGRAM
 from bot.channels.http import AiohttpRequest
 from bot.channels.updates import DurableUpdateQueue
@@ -58,7 +58,6 @@ from bot.store import StoreUnavailable, privacy
 from bot.store.inbox import Inbox
 from bot.store.models import utcnow
 from bot.text import clean
-from handlers import expert
 
 CHANNEL = TELEGRAM
 COMMANDS = ("start", "help", "language", "expert", "cancel", "privacy", "mydata", "forget")
@@ -257,7 +256,7 @@ async def _serve_updates(
         await register_commands(application)
         for channel, external_id in settings.staff:
             await _services(application).tickets.appoint_staff(channel, external_id)
-        await expert.redeliver(_services(application))
+        await notifications.redeliver(_services(application))
         await application.start()
         try:
             # Updates a stopped process left unhandled. Those of one that died just now are
@@ -586,7 +585,7 @@ async def _check_service_levels(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 @_by_the_leader
 async def _report_stale_entries(context: ContextTypes.DEFAULT_TYPE) -> None:
-    await expert.report_stale(_services(context.application), utcnow().date())
+    await notifications.report_stale(_services(context.application), utcnow().date())
 
 
 @_by_the_leader
@@ -631,7 +630,7 @@ async def reload_and_tell(services: Services, force: bool = False, tell: bool = 
     outcome = await asyncio.to_thread(reload, services, force)
     await services.tickets.audit(None, "reload", outcome.version, status=outcome.status)
     if tell:
-        await expert.tell_staff(services, "kb_" + outcome.status, outcome=outcome)
+        await notifications.tell_staff(services, "kb_" + outcome.status, outcome=outcome)
 
 
 async def register_commands(application: Application) -> None:
