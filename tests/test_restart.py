@@ -33,6 +33,9 @@ async def start_bot(
         for name, value in os.environ.items()
         if not name.startswith(("TELEGRAM_", "DATABASE_", "SLA_", "KNOWLEDGE_"))
     }
+    if not {"WEB_PORT", "TELEGRAM_WEBHOOK_PORT"} & settings.keys():
+        # Each process's web server on a port of its own, so that tests run side by side.
+        environment["WEB_PORT"] = "0"
     environment.update(
         TELEGRAM_BOT_TOKEN=emulator.token,
         TELEGRAM_API_BASE_URL=emulator.base_url,
@@ -199,8 +202,7 @@ async def test_a_webhook_port_another_program_holds_is_said_in_one_line(
         _, errors = await asyncio.wait_for(bot.communicate(), 30)
     assert bot.returncode == 2
     assert errors.decode().splitlines() == [
-        "ipbot: cannot listen on TELEGRAM_WEBHOOK_LISTEN:TELEGRAM_WEBHOOK_PORT "
-        f"(127.0.0.1:{port}): Address already in use"
+        f"ipbot: cannot listen on WEB_LISTEN:WEB_PORT (127.0.0.1:{port}): Address already in use"
     ]
 
 

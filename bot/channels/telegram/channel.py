@@ -54,7 +54,7 @@ from bot.text import clean
 
 CHANNEL = TELEGRAM
 COMMANDS = ("start", "help", "language", "expert", "cancel", "privacy", "mydata", "forget")
-WEBHOOK_PATH = "/telegram"
+WEBHOOK_PATH = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # How long one long poll waits for updates, in seconds.
 POLL_SECONDS = 10
@@ -63,7 +63,7 @@ _log = logging.getLogger(__name__)
 
 def application_builder(settings: Settings) -> ApplicationBuilder:
     """PTB's builder for the configured bot: its token and Bot API address, requests over
-    aiohttp, sends paced to Telegram's limits, and no updater (the channel receives)."""
+    aiohttp, and sends paced to Telegram's limits."""
     assert settings.telegram_bot_token is not None
     return (
         Application.builder()
@@ -72,7 +72,6 @@ def application_builder(settings: Settings) -> ApplicationBuilder:
         .request(AiohttpRequest())
         # A long poll holds its connection, so it has one of its own.
         .get_updates_request(AiohttpRequest(connections=1))
-        .updater(None)
         .rate_limiter(
             PacedRateLimiter(
                 chat_per_second=settings.telegram_chat_messages_per_second,
@@ -112,7 +111,9 @@ class TelegramChannel:
         self.services = services
         self.lease = timedelta(seconds=settings.telegram_update_lease_seconds)
         processor = ChatOrderedProcessor(on_handled=self._handled)
-        self.application = application_builder(settings).concurrent_updates(processor).build()
+        # No updater: the channel receives updates itself (`_poll`, `_on_webhook`).
+        builder = application_builder(settings).updater(None).concurrent_updates(processor)
+        self.application = builder.build()
         self.application.bot_data["channel"] = self
         self.intake = Intake(Inbox(services.store, self.lease), self.application.update_queue)
         self.sender = TelegramSender(self.application.bot)
@@ -127,7 +128,9 @@ class TelegramChannel:
     def routes(self) -> Sequence[web.RouteDef]:
         """The webhook, when updates come that way."""
         return (
-            [web.post(WEBHOOK_PATH, self._on_webhook)] if self.settings.telegram_webhook_url else []
+            [web.post(f"/{WEBHOOK_PATH}", self._on_webhook)]
+            if self.settings.telegram_webhook_url
+            else []
         )
 
     async def start(self, runtime: Runtime) -> str:
@@ -211,7 +214,7 @@ class TelegramChannel:
     async def _set_webhook(self) -> None:
         """Ask Telegram to post updates to TELEGRAM_WEBHOOK_URL."""
         assert self.settings.telegram_webhook_url is not None
-        url = self.settings.telegram_webhook_url.rstrip("/") + WEBHOOK_PATH
+        url = f"{self.settings.telegram_webhook_url.rstrip('/')}/{WEBHOOK_PATH}"
         try:
             await self.application.bot.set_webhook(
                 url, secret_token=webhook_secret(self.settings), allowed_updates=Update.ALL_TYPES
