@@ -236,6 +236,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 )
             process = runtime.Runtime(settings, services, channels)
             return await process.serve(lambda line: print(f"ipbot: {line}", file=sys.stderr))
+        except runtime.ChannelUnreachable as error:
+            raise CommandError(str(error)) from None
         except (runtime.ChannelError, pidfile.PidFileError) as error:
             raise CommandError(str(error), EXIT_USAGE) from None
         finally:

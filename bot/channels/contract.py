@@ -69,3 +69,7 @@ class Channel(Protocol):
 
 class ChannelError(Exception):
     """A channel cannot start: its settings are wrong, or its service refused them."""
+
+
+class ChannelUnreachable(ChannelError):
+    """A channel cannot start: its service stayed out of reach for as long as the bot waits."""

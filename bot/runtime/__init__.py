@@ -11,7 +11,7 @@ import signal
 from collections.abc import Callable, Sequence
 
 from bot import heap, pidfile
-from bot.channels.contract import Channel, ChannelError
+from bot.channels.contract import Channel, ChannelError, ChannelUnreachable
 from bot.config import Settings
 from bot.conversation import Inbound, OutMessage
 from bot.leadership import Leadership
@@ -20,7 +20,7 @@ from bot.router import route
 from bot.runtime import jobs, web
 from bot.services import Services
 
-__all__ = ["ChannelError", "Runtime", "configured_channels"]
+__all__ = ["ChannelError", "ChannelUnreachable", "Runtime", "configured_channels"]
 _log = logging.getLogger(__name__)
 
 
@@ -88,7 +88,7 @@ class Runtime:
                 on_running(f"web server at http://{web.bound_address(server)} (/healthz, /readyz)")
                 await self.stopping.wait()
             finally:
-                self._jobs.stop()
+                await self._jobs.stop()
                 for channel in reversed(started):
                     await channel.stop()
                 await self.leadership.step_down()

@@ -38,6 +38,7 @@ class Jobs:
         self._runtime = runtime
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._watch = KnowledgeWatch(runtime)
+        self._running: set[asyncio.Task[object]] = set()
         services, settings = runtime.services, runtime.settings
         self.every(RETRY_SECONDS, runtime.leadership.contend, "leadership", first=0)
         # Soon after start, so what fell due while the bot was down is done at once.
@@ -65,9 +66,13 @@ class Jobs:
     def start(self) -> None:
         self._scheduler.start()
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """Schedule nothing more, and cut off the jobs still running."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        for task in self._running:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
 
     def reload_now(self) -> None:
         """Load the knowledge base again at once and tell staff (SIGHUP)."""
@@ -78,13 +83,21 @@ class Jobs:
         store = self._runtime.services.store
 
         async def run() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
             try:
                 await job()
+            except asyncio.CancelledError:
+                # The process is stopping: what the job did not finish, its next run does.
+                _log.info("Job %s cut off by the stop", name)
             except StoreUnavailable as error:
                 store.availability.lost(error)
                 _log.info("Job %s not done: the database is unavailable (%s)", name, error)
             except Exception as error:
                 _log.error("Job %s failed: %s", name, error, exc_info=error)
+            finally:
+                self._running.discard(task)
 
         return run
 

@@ -1,6 +1,7 @@
 """The process's one web server (aiohttp): the channels' routes, `/healthz` and `/readyz`."""
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -51,7 +52,8 @@ async def serve(runtime: "Runtime") -> web.AppRunner:
     except OSError as error:
         await runner.cleanup()
         raise ChannelError(
-            f"cannot listen on WEB_LISTEN:WEB_PORT ({address(settings)}): {error.strerror or error}"
+            f"cannot listen on WEB_LISTEN:WEB_PORT ({address(settings)}): "
+            f"{os.strerror(error.errno) if error.errno else error}"
         ) from None
     return runner
 

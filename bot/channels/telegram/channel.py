@@ -38,7 +38,7 @@ from telegram.ext import (
 
 from bot import startup
 from bot.channels import TELEGRAM
-from bot.channels.contract import Capabilities, ChannelError
+from bot.channels.contract import Capabilities, ChannelError, ChannelUnreachable
 from bot.channels.telegram.http import AiohttpRequest
 from bot.channels.telegram.intake import HOLD_BACK, Intake
 from bot.channels.telegram.pacing import ChatOrderedProcessor, PacedRateLimiter
@@ -194,22 +194,31 @@ class TelegramChannel:
         up to START_WAIT_SECONDS: the network, or a proxy to Telegram, may come up after the
         bot. False if told to stop meanwhile."""
         try:
-            return await startup.reach(
+            reached = await startup.reach(
                 "Telegram",
                 self.application.initialize,
                 lambda error: isinstance(error, NetworkError),
                 self.settings.start_wait_seconds,
                 stop,
             )
-        except InvalidToken:
+        except BaseException as error:
+            # PTB leaves a bot whose getMe failed with its connections open.
+            await self.application.bot.shutdown()
+            raise self._refusal(error) from None
+        if not reached:
+            await self.application.bot.shutdown()
+        return reached
+
+    def _refusal(self, error: BaseException) -> BaseException:
+        """What a failed start says, in one line: never the token itself."""
+        if isinstance(error, InvalidToken):
             # PTB's message quotes the token: it stays out of the output.
-            raise ChannelError(
-                "Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather"
-            ) from None
-        except NetworkError as error:
-            raise ChannelError(
+            return ChannelError("Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather")
+        if isinstance(error, NetworkError):
+            return ChannelUnreachable(
                 f"cannot reach Telegram ({self.settings.telegram_api_base_url}): {error}"
-            ) from None
+            )
+        return error
 
     async def _set_webhook(self) -> None:
         """Ask Telegram to post updates to TELEGRAM_WEBHOOK_URL."""
