@@ -140,11 +140,12 @@ class TelegramChannel:
             return "Telegram not reached before the stop"
         await self.register_commands()
         await self.application.start()
-        # Updates a stopped process left unhandled. Those of one that died just now are leased
-        # to it a little longer: the inbox job takes them over when the lease ends.
-        await self.intake.recover(self.application.bot)
+        # The inbox job takes over the updates a stopped process left unhandled, first as the
+        # jobs start: after the runtime has sent what that process stored but never showed, so
+        # that nothing is shown twice. Those of one that died just now are leased to it a
+        # little longer, and taken over when the lease ends.
         renewal = self.lease.total_seconds() / 3
-        runtime.every(renewal, self._keep_inbox, "inbox")
+        runtime.every(renewal, self._keep_inbox, "inbox", first=0)
         if self.settings.telegram_webhook_url:
             await self._set_webhook()
             mode = "webhook"
