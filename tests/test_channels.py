@@ -108,3 +108,14 @@ async def test_a_talent_and_an_expert_on_a_new_channel_talk_through_the_bot(
         await write("alex", text="Thank you!")
         [relayed] = notebook.read("mei")
         assert "Thank you!" in relayed
+
+
+async def test_the_web_server_says_the_process_is_up_and_ready(services: Services) -> None:
+    port = free_port()
+    async with running(Settings(web_port=port), services), aiohttp.ClientSession() as client:
+        async with client.get(f"http://127.0.0.1:{port}/healthz") as healthy:
+            assert healthy.status == 200
+            assert await healthy.json() == {"status": "ok"}
+        async with client.get(f"http://127.0.0.1:{port}/readyz") as ready:
+            assert ready.status == 200
+            assert await ready.json() == {"status": "ready", "knowledge": True, "database": True}

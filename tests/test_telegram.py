@@ -339,3 +339,19 @@ async def test_a_second_poller_gets_a_clear_message_and_exit_status_1(
     status = await asyncio.wait_for(runtime.serve(), timeout=20)
     assert status == 1
     assert "Another process is already receiving this bot's updates" in caplog.text
+
+
+async def test_the_webhook_refuses_what_is_not_an_update_and_the_bot_goes_on(
+    emulator: BotApiEmulator, services: Services
+) -> None:
+    port = free_port()
+    settings = telegram_settings(
+        emulator, telegram_webhook_url=f"http://127.0.0.1:{port}", web_port=port
+    )
+    async with running(settings, services):
+        for body in ([], "text", {}, {"update_id": "one"}, {"update_id": 1, "message": "x"}):
+            assert await emulator.post_to_webhook(body, emulator.webhook_secret) == 400
+        phone = emulator.phone(1019)
+        assert await emulator.deliver(phone.update(text=QUESTION)) == 200
+        [answer] = await phone.read()
+        assert "Foreign Permanent Residence ID Card" in answer.text

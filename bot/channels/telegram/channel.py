@@ -134,7 +134,7 @@ class TelegramChannel:
         )
 
     async def start(self, runtime: Runtime) -> str:
-        """Reach Telegram, then receive: what a stopped process left unhandled first."""
+        """Reach Telegram, register the commands, and receive."""
         self._runtime = runtime
         if not await self._reach(runtime.stopping):
             return "Telegram not reached before the stop"
@@ -241,8 +241,11 @@ class TelegramChannel:
         if not hmac.compare_digest(given.encode(), webhook_secret(self.settings).encode()):
             return web.Response(status=403, text="Wrong secret token")
         try:
-            update = Update.de_json(await request.json(), self.application.bot)
-        except (ValueError, TypeError, KeyError):
+            posted = await request.json()
+            if not isinstance(posted, dict) or type(posted.get("update_id")) is not int:
+                raise ValueError("no update id")
+            update = Update.de_json(posted, self.application.bot)
+        except (ValueError, TypeError, KeyError, AttributeError):
             return web.Response(status=400, text="Not a Telegram update")
         await self.intake.receive(update)
         return web.Response()
