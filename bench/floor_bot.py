@@ -19,7 +19,8 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot import heap
-from bot.channels.telegram import WEBHOOK_PATH, ChatOrderedProcessor, application_builder
+from bot.channels.telegram import WEBHOOK_PATH, application_builder
+from bot.channels.telegram.pacing import ChatOrderedProcessor
 from bot.config import Settings
 
 ANSWER = "A foreign national may sit the patent agent examination. " * 12
@@ -66,8 +67,8 @@ def main() -> None:
         application.run_polling(allowed_updates=Update.ALL_TYPES)
         return
     application.run_webhook(
-        listen=settings.telegram_webhook_listen,
-        port=settings.telegram_webhook_port,
+        listen=settings.web_listen,
+        port=settings.web_port,
         url_path=WEBHOOK_PATH,
         webhook_url=settings.telegram_webhook_url.rstrip("/") + "/" + WEBHOOK_PATH,
         allowed_updates=Update.ALL_TYPES,

@@ -231,6 +231,9 @@ class BotProcess:
                 TELEGRAM_WEBHOOK_LISTEN="127.0.0.1",
                 TELEGRAM_WEBHOOK_PORT=str(self.port),
             )
+        else:
+            # Each process's web server on a port of its own.
+            environment.update(WEB_PORT="0")
         return environment
 
     async def start(self, within: float = 60) -> None:

@@ -31,7 +31,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 from bench.arguments import whole
 from bench.harness import telegram_limits
 from bench.report import figures, table
-from bot.channels.http import AiohttpRequest
+from bot.channels.telegram.http import AiohttpRequest
 from tests.botapi import BotApiEmulator
 
 CHAT = 1001

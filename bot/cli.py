@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from telegram.error import InvalidToken, NetworkError
 
 from bot import pidfile, reload, startup
 from bot.channels import CHANNELS, TELEGRAM, TELEGRAM_USER_ID
@@ -217,13 +216,7 @@ async def _prepare_store(store: Store) -> None:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.telegram_bot_token is None:
-        raise CommandError(
-            "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and set its token "
-            "(README: Running on Telegram)",
-            EXIT_USAGE,
-        )
-    from bot.channels import telegram
+    from bot import runtime
 
     async def run() -> int:
         services = build_services(settings)
@@ -234,24 +227,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 lambda error: isinstance(error, (DBAPIError, OSError)) and outage.lost(error),
                 settings.start_wait_seconds,
             )
-            mode = "webhook" if settings.telegram_webhook_url else "long polling"
-
-            def running(username: str) -> None:
-                line = f"ipbot: running on Telegram as @{username} ({mode}); Ctrl+C stops"
-                print(line, file=sys.stderr)
-
-            application = telegram.build_application(settings, services)
-            return await telegram.serve(application, settings, running)
-        except InvalidToken:
-            # PTB's message quotes the token: it stays out of the output.
-            raise CommandError(
-                "Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather", EXIT_USAGE
-            ) from None
-        except NetworkError as error:
-            raise CommandError(
-                f"cannot reach Telegram ({settings.telegram_api_base_url}): {error}"
-            ) from None
-        except (telegram.WebhookRefused, pidfile.PidFileError) as error:
+            channels = runtime.configured_channels(settings, services)
+            if not channels:
+                raise CommandError(
+                    "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and set its "
+                    "token (README: Running on Telegram)",
+                    EXIT_USAGE,
+                )
+            process = runtime.Runtime(settings, services, channels)
+            return await process.serve(lambda line: print(f"ipbot: {line}", file=sys.stderr))
+        except runtime.ChannelUnreachable as error:
+            raise CommandError(str(error)) from None
+        except (runtime.ChannelError, pidfile.PidFileError) as error:
             raise CommandError(str(error), EXIT_USAGE) from None
         finally:
             await services.store.close()

@@ -5,7 +5,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -75,11 +82,23 @@ class Settings(BaseSettings):
     sla_nudge_hours: float = Field(default=24, gt=0)
     sla_autoclose_hours: float = Field(default=48, gt=0)
 
+    # The process's one web server: the Telegram webhook, health checks, and the routes of
+    # the channels to come. TELEGRAM_WEBHOOK_LISTEN and TELEGRAM_WEBHOOK_PORT are read as
+    # older names for these. Port 0 takes any free port.
+    web_listen: str = Field(
+        default="127.0.0.1",
+        validation_alias=AliasChoices("web_listen", "telegram_webhook_listen"),
+    )
+    web_port: int = Field(
+        default=8080,
+        ge=0,
+        lt=65536,
+        validation_alias=AliasChoices("web_port", "telegram_webhook_port"),
+    )
+
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org/bot"
     telegram_webhook_url: str | None = None
-    telegram_webhook_listen: str = "0.0.0.0"
-    telegram_webhook_port: int = Field(default=8443, gt=0, lt=65536)
     telegram_webhook_secret: SecretStr | None = None
     telegram_messages_per_second: float = Field(default=30, gt=0)
     telegram_chat_messages_per_second: float = Field(default=1, gt=0)

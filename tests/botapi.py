@@ -284,7 +284,7 @@ class BotApiEmulator:
             self.register_callback(stamped["callback_query"])
         return stamped
 
-    async def wait_for(self, predicate: Any, within: float = 10.0) -> None:
+    async def wait_for(self, predicate: Any, within: float = 60.0) -> None:
         """Wait until `predicate()` is true, or fail."""
         deadline = time.monotonic() + within
         async with self._arrived:
@@ -693,7 +693,7 @@ class Phone:
         """Everything the bot sent to this chat."""
         return self.emulator.messages.get(self.chat["id"], [])
 
-    async def read(self, count: int = 1, within: float = 10.0) -> list[Sent]:
+    async def read(self, count: int = 1, within: float = 60.0) -> list[Sent]:
         """The next `count` messages the bot sends to this chat (waits for them)."""
         wanted = self._read + count
         await self.emulator.wait_for(lambda: len(self.received) >= wanted, within)

@@ -5,28 +5,23 @@ a database of its own, dropped afterwards. If the variable is set and the server
 reached, the tests fail rather than skip.
 """
 
+import asyncio
 import gc
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import pytest
-from telegram import Update
-from telegram.ext import Application
 
-from bot.channels.telegram import (
-    WEBHOOK_PATH,
-    build_application,
-    register_commands,
-    step_down,
-    webhook_secret,
-)
+from bot.channels.contract import Channel
 from bot.config import Settings
 from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.matching import Matcher
 from bot.paths import bundled
+from bot.runtime import Runtime, configured_channels
 from bot.services import Services, thresholds_from
 from bot.store import Store
 from bot.templates import Templates
@@ -130,49 +125,44 @@ async def emulator() -> AsyncIterator[BotApiEmulator]:
 
 
 def telegram_settings(emulator: BotApiEmulator, **overrides: object) -> Settings:
-    """Settings that point the bot at the emulator."""
+    """Settings that point the bot at the emulator, its web server on any free port."""
     return Settings(
-        telegram_bot_token=emulator.token,
-        telegram_api_base_url=emulator.base_url,
-        **overrides,
+        **{
+            "telegram_bot_token": emulator.token,
+            "telegram_api_base_url": emulator.base_url,
+            "web_port": 0,
+        }
+        | overrides
     )
 
 
-async def start_polling(app: Application) -> None:
-    """What `serve` does, with a short long-poll so tests end quickly."""
-    await app.initialize()
-    await register_commands(app)
-    await app.start()
-    await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)
-
-
-async def start_webhook(app: Application, settings: Settings, port: int) -> None:
-    """What `serve` does in webhook mode, listening on loopback at `port`."""
-    await app.initialize()
-    await app.start()
-    await app.updater.start_webhook(
-        listen="127.0.0.1",
-        port=port,
-        url_path=WEBHOOK_PATH,
-        secret_token=webhook_secret(settings),
-        webhook_url=f"http://127.0.0.1:{port}/{WEBHOOK_PATH}",
-        allowed_updates=Update.ALL_TYPES,
+@asynccontextmanager
+async def running(
+    settings: Settings, services: Services, *channels: Channel
+) -> AsyncIterator[Runtime]:
+    """The bot's runtime serving in this process, as `ipbot run` serves: the channels the
+    settings configure, and `channels`. Stopped when the block ends."""
+    pid_file = Path(tempfile.mkdtemp()) / "ipbot.pid"
+    settings = settings.model_copy(update={"pid_file": pid_file})
+    runtime = Runtime(settings, services, [*configured_channels(settings, services), *channels])
+    serving_since = asyncio.Event()
+    serving = asyncio.create_task(
+        runtime.serve(lambda line: serving_since.set() if line.startswith("web server") else None)
     )
-
-
-async def stop(app: Application) -> None:
-    if app.updater.running:
-        await app.updater.stop()
-    if app.running:
-        await app.stop()
-    await step_down(app)
-    await app.shutdown()
+    started = asyncio.create_task(serving_since.wait())
+    await asyncio.wait({serving, started}, return_when=asyncio.FIRST_COMPLETED)
+    if serving.done():
+        started.cancel()
+        serving.result()
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+        await serving
 
 
 @pytest.fixture
-async def bot(emulator: BotApiEmulator, services: Services) -> AsyncIterator[Application]:
-    """The real PTB Application, polling the emulator."""
-    app = build_application(telegram_settings(emulator), services)
-    await start_polling(app)
-    yield app
-    await stop(app)
+async def bot(emulator: BotApiEmulator, services: Services) -> AsyncIterator[Runtime]:
+    """The bot's runtime with its Telegram channel, polling the emulator."""
+    async with running(telegram_settings(emulator), services) as runtime:
+        yield runtime

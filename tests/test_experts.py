@@ -9,20 +9,19 @@ from pathlib import Path
 import pytest
 import yaml
 from sqlalchemy import select
-from telegram.ext import Application
 
 from bot import notifications
-from bot.channels.telegram import build_application
 from bot.conversation import Inbound
 from bot.knowledge import load_knowledge
 from bot.paths import bundled
 from bot.router import route
+from bot.runtime import Runtime
 from bot.services import Services
 from bot.store.models import AuditEvent, Ticket, User
 from handlers.expert import Desk
 from handlers.staff import StaffDesk
 from tests.botapi import BotApiEmulator, Phone, Sent
-from tests.conftest import start_polling, stop, telegram_settings
+from tests.conftest import running, telegram_settings
 from tests.test_telegram import BAD_GATEWAY, QUESTION
 
 
@@ -39,7 +38,7 @@ async def ask_for_an_expert(talent: Phone) -> None:
 
 
 async def test_the_whole_life_of_a_ticket(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     for expert_id, name in (("2001", "Li"), ("2002", "Wang")):
         await services.tickets.enrol("telegram", expert_id, name, specialties=["agency-exam"])
@@ -113,7 +112,7 @@ async def test_the_whole_life_of_a_ticket(
 
 
 async def test_someone_who_is_not_an_expert_is_refused_and_the_attempt_logged(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     talent = emulator.phone(3002)
     await talent.send("/claim 1")
@@ -125,7 +124,7 @@ async def test_someone_who_is_not_an_expert_is_refused_and_the_attempt_logged(
 
 
 async def test_a_talent_waiting_for_an_expert_adds_to_their_ticket(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     await services.tickets.enrol("telegram", "2003", "Zhao", specialties=["patents"])
     talent = emulator.phone(3003)
@@ -155,7 +154,7 @@ async def claimed_ticket(
 
 
 async def test_a_talent_who_blocked_the_bot_closes_the_ticket_and_the_expert_is_told(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     expert, _talent = await claimed_ticket(emulator, services, 2201, 3201)
     emulator.blocked.add(3201)
@@ -168,7 +167,7 @@ async def test_a_talent_who_blocked_the_bot_closes_the_ticket_and_the_expert_is_
 
 
 async def test_an_expert_who_blocked_the_bot_gives_the_ticket_back(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     _expert, talent = await claimed_ticket(emulator, services, 2202, 3202)
     emulator.blocked.add(2202)
@@ -181,7 +180,7 @@ async def test_an_expert_who_blocked_the_bot_gives_the_ticket_back(
 
 
 async def test_relayed_chat_that_telegram_could_not_take_arrives_once_it_can(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     expert, talent = await claimed_ticket(emulator, services, 2203, 3203)
     emulator.fail("sendMessage", BAD_GATEWAY)
@@ -197,7 +196,7 @@ async def test_relayed_chat_that_telegram_could_not_take_arrives_once_it_can(
 
 
 async def test_a_new_ticket_telegram_could_not_announce_is_shown_once_it_can(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     for expert_id in (2204, 2205):
         await services.tickets.enrol(
@@ -222,7 +221,7 @@ async def test_a_new_ticket_telegram_could_not_announce_is_shown_once_it_can(
 
 
 async def test_staff_register_an_expert_and_mark_a_key_talent_from_the_chat(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     await services.tickets.appoint_staff("telegram", "2401")
     staff = emulator.phone(2401, "Boss")
@@ -248,7 +247,7 @@ async def test_staff_register_an_expert_and_mark_a_key_talent_from_the_chat(
 
 
 async def test_an_expert_cannot_use_staff_commands(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     await services.tickets.enrol("telegram", "2403", "Wu")
     wu = emulator.phone(2403)
@@ -289,13 +288,9 @@ async def test_with_no_expert_available_the_experts_group_sees_the_ticket(
 ) -> None:
     settings = telegram_settings(emulator, experts_group_chat_id=-100123)
     services.settings = settings
-    app = build_application(settings, services)
-    await start_polling(app)
-    try:
+    async with running(settings, services):
         await ask_for_an_expert(emulator.phone(3402))
         await emulator.wait_for(lambda: bool(emulator.messages.get(-100123)))
-    finally:
-        await stop(app)
     [announcement] = emulator.messages[-100123]
     assert "New question #T-" in announcement.text
     assert announcement.buttons[0][1].startswith("1:c:")
@@ -307,9 +302,7 @@ async def test_in_the_experts_group_each_tap_counts_and_the_case_card_comes_priv
     group_id = -100124
     settings = telegram_settings(emulator, experts_group_chat_id=group_id)
     services.settings = settings
-    app = build_application(settings, services)
-    await start_polling(app)
-    try:
+    async with running(settings, services):
         await ask_for_an_expert(emulator.phone(3403))
         await emulator.wait_for(lambda: bool(emulator.messages.get(group_id)))
         [announcement] = emulator.messages[group_id]
@@ -320,15 +313,13 @@ async def test_in_the_experts_group_each_tap_counts_and_the_case_card_comes_priv
         await services.tickets.enrol("telegram", "2403", "Sun", specialties=["agency-exam"])
         await expert.tap_in_group(announcement, claim_label(announcement))
         [card] = await expert.read()
-    finally:
-        await stop(app)
     assert "#T-" in card.text
     assert QUESTION in card.text
     assert emulator.messages[group_id] == [announcement]
 
 
 async def test_a_talent_may_let_the_expert_see_their_name_and_contacts(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     await services.tickets.enrol("telegram", "2501", "He", specialties=["agency-exam"])
     talent = emulator.phone(3501, "Amira")
@@ -352,7 +343,7 @@ async def test_a_talent_may_let_the_expert_see_their_name_and_contacts(
 
 
 async def test_staff_reassign_a_ticket_and_both_experts_are_told(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     first, talent = await claimed_ticket(emulator, services, 2601, 3601)
     await services.tickets.enrol("telegram", "2602", "Feng")
@@ -371,7 +362,7 @@ async def test_staff_reassign_a_ticket_and_both_experts_are_told(
 
 
 async def test_staff_closing_a_ticket_an_expert_holds_tell_that_expert(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     holder, talent = await claimed_ticket(emulator, services, 2604, 3604)
     await services.tickets.appoint_staff("telegram", "2605")
@@ -399,7 +390,7 @@ async def test_a_question_with_a_deadline_goes_ahead_in_the_queue(services: Serv
 
 
 async def test_a_message_to_a_deleted_chat_closes_the_ticket_as_unreachable(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     expert, _talent = await claimed_ticket(emulator, services, 2701, 3701)
     emulator.deleted.add(3701)
@@ -409,7 +400,7 @@ async def test_a_message_to_a_deleted_chat_closes_the_ticket_as_unreachable(
 
 
 async def test_numbers_dates_emoji_and_long_messages_reach_the_expert_and_grant_nothing(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     expert, talent = await claimed_ticket(emulator, services, 2703, 3703)
     await expert.send("How many patents do you hold in China?")
@@ -429,7 +420,7 @@ async def test_numbers_dates_emoji_and_long_messages_reach_the_expert_and_grant_
 
 
 async def test_a_typed_rating_counts_and_a_question_after_it_is_answered_not_kept(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     expert, talent = await claimed_ticket(emulator, services, 2704, 3704)
     await expert.send("/close 1 Explained the exam rules")
@@ -448,7 +439,7 @@ async def test_a_typed_rating_counts_and_a_question_after_it_is_answered_not_kep
 
 
 async def test_a_talent_who_is_forgotten_takes_their_ticket_off_every_expert_desk(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     expert, talent = await claimed_ticket(emulator, services, 2705, 3705)
     await talent.send("/forget")
@@ -491,7 +482,7 @@ STICKER = {"file_id": "st", "file_unique_id": "st", "width": 512, "height": 512,
 
 
 async def test_photos_and_documents_pass_both_ways_and_earlier_ones_come_with_the_ticket(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     await services.tickets.enrol("telegram", "2706", "Qian", specialties=["agency-exam"])
     expert, talent = emulator.phone(2706), emulator.phone(3707)
@@ -532,7 +523,7 @@ async def test_photos_and_documents_pass_both_ways_and_earlier_ones_come_with_th
 
 
 async def test_a_talent_may_withdraw_a_request_waiting_or_claimed(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     expert, talent = await claimed_ticket(emulator, services, 2707, 3708)
     await talent.send("/expert")
@@ -565,7 +556,7 @@ async def test_a_talent_may_withdraw_a_request_waiting_or_claimed(
 
 
 async def test_an_expert_is_understood_however_a_phone_writes_ticket_numbers(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     await services.tickets.enrol("telegram", "2708", "Lu", specialties=["agency-exam"])
     expert, first, second = emulator.phone(2708), emulator.phone(3710), emulator.phone(3711)
@@ -596,7 +587,7 @@ async def test_an_expert_is_understood_however_a_phone_writes_ticket_numbers(
 
 
 async def test_the_queue_says_how_many_more_wait_than_it_lists(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     async with services.store.transaction() as tx:
         for number in range(23):
@@ -611,7 +602,7 @@ async def test_the_queue_says_how_many_more_wait_than_it_lists(
 
 
 async def test_an_edited_message_reaches_the_other_side_marked_as_a_change(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     expert, talent = await claimed_ticket(emulator, services, 2710, 3712)
     typo = await talent.send("The fee was 500 yaun")
@@ -634,7 +625,7 @@ async def test_an_edited_message_reaches_the_other_side_marked_as_a_change(
 
 
 async def test_an_expert_chooses_the_language_the_bot_writes_to_them_in(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     await services.tickets.enrol("telegram", "2711", "Gao", specialties=["agency-exam"])
     expert = emulator.phone(2711)
@@ -647,7 +638,7 @@ async def test_an_expert_chooses_the_language_the_bot_writes_to_them_in(
 
 
 async def test_a_file_shared_in_one_ticket_stays_out_of_the_next_and_captions_stay_masked(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     expert, talent = await claimed_ticket(emulator, services, 2712, 3714)
     await talent.send_content(photo=photo("contract-1"), caption="my contract for ticket 1")
@@ -669,7 +660,7 @@ async def test_a_file_shared_in_one_ticket_stays_out_of_the_next_and_captions_st
 
 
 async def test_an_old_withdraw_button_does_not_close_a_newer_request(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     talent = emulator.phone(3715)
     await ask_for_an_expert(talent)
@@ -710,7 +701,7 @@ async def test_a_withdrawal_after_a_claim_that_got_in_first_tells_that_expert(
 
 
 async def test_writing_after_the_ticket_closed_reaches_nobody_and_says_so(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     expert, talent = await claimed_ticket(emulator, services, 2702, 3702)
     await expert.send("/close 1 Answered")
@@ -723,7 +714,7 @@ async def test_writing_after_the_ticket_closed_reaches_nobody_and_says_so(
 
 
 async def test_the_case_card_shows_what_the_talent_asked_before_handing_off(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     await services.tickets.enrol("telegram", "2703", "Lu", specialties=["agency-exam"])
     talent = emulator.phone(3703)
@@ -738,7 +729,7 @@ async def test_the_case_card_shows_what_the_talent_asked_before_handing_off(
 
 
 async def test_claims_releases_and_closes_are_in_the_audit_log(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     expert, _talent = await claimed_ticket(emulator, services, 2801, 3801)
     await expert.send("/release 1")
@@ -756,7 +747,7 @@ async def test_claims_releases_and_closes_are_in_the_audit_log(
 
 
 async def test_staff_are_told_which_entries_are_stale_and_what_they_cite(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     await services.tickets.appoint_staff("telegram", "2901")
     staff = emulator.phone(2901)
@@ -770,7 +761,7 @@ async def test_staff_are_told_which_entries_are_stale_and_what_they_cite(
 
 
 async def test_staff_see_the_top_unanswered_questions_in_the_chat(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     await services.tickets.appoint_staff("telegram", "2902")
     staff, talent = emulator.phone(2902), emulator.phone(3902)
@@ -792,9 +783,7 @@ async def test_an_expert_drafts_an_entry_from_a_closed_ticket_and_staff_are_told
     shutil.copytree(bundled("knowledge"), folder)
     settings = telegram_settings(emulator, knowledge_dir=folder)
     services.settings = settings
-    app = build_application(settings, services)
-    await start_polling(app)
-    try:
+    async with running(settings, services):
         await services.tickets.appoint_staff("telegram", "2951")
         expert, talent = await claimed_ticket(emulator, services, 2952, 3952)
         await expert.send("Yes, under the pilot: ask the Beijing IP Office.")
@@ -808,8 +797,6 @@ async def test_an_expert_drafts_an_entry_from_a_closed_ticket_and_staff_are_told
         await emulator.wait_for(
             lambda: any("drafts/ticket-1.yaml" in m.text for m in staff.received)
         )
-    finally:
-        await stop(app)
     draft = yaml.safe_load((folder / "drafts" / "ticket-1.yaml").read_text(encoding="utf-8"))
     [entry] = draft["entries"]
     assert entry["en"]["question"] == QUESTION

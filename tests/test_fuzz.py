@@ -16,7 +16,8 @@ Application serves every example; `derandomize` makes every run try the same exa
 import asyncio
 import logging
 import shutil
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from telegram.ext import Application
 
-from bot.channels.telegram import build_application
+from bot.channels import TELEGRAM
+from bot.channels.telegram import TelegramChannel
 from bot.matching import Matcher
 from bot.paths import bundled
 from bot.services import Services
@@ -34,7 +36,7 @@ from bot.store import Store
 from bot.store.models import Feedback, Message, Ticket, TicketMessage, User
 from bot.templates import Templates
 from tests.botapi import BotApiEmulator, Limits, free_port
-from tests.conftest import start_webhook, stop, telegram_settings
+from tests.conftest import running, telegram_settings
 
 TALENTS = (1001, 1002, 1003)
 NEWCOMER = 1009
@@ -366,9 +368,10 @@ def _others(users: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[
     return st.one_of(blocked, inline, reaction, future)
 
 
-async def _start_by_webhook(
+@asynccontextmanager
+async def _served_by_webhook(
     emulator: BotApiEmulator, store: Store, matcher: Matcher, knowledge_dir: Path
-) -> Application:
+) -> AsyncIterator[Application]:
     port = free_port()
     # Pacing would only slow the test: the limits are the subject of other tests.
     emulator.limits = Limits(
@@ -380,6 +383,7 @@ async def _start_by_webhook(
         knowledge_check_seconds=3600,
         experts_group_chat_id=GROUP,
         telegram_webhook_url=f"http://127.0.0.1:{port}",
+        web_port=port,
         telegram_messages_per_second=10_000,
         telegram_chat_messages_per_second=10_000,
         telegram_group_messages_per_minute=10**6,
@@ -392,9 +396,10 @@ async def _start_by_webhook(
     )
     await services.tickets.enrol("telegram", str(EXPERT), "Mei", languages=["en", "zh"])
     await services.tickets.appoint_staff("telegram", str(STAFF))
-    app = build_application(bot_settings, services)
-    await start_webhook(app, bot_settings, port)
-    return app
+    async with running(bot_settings, services) as runtime:
+        channel = runtime.outbox.channel(TELEGRAM)
+        assert isinstance(channel, TelegramChannel)
+        yield channel.application
 
 
 async def _set_the_scene(app: Application, emulator: BotApiEmulator) -> None:
@@ -492,8 +497,18 @@ async def test_no_update_telegram_could_send_breaks_the_bot(
 ) -> None:
     knowledge_dir = tmp_path / "knowledge"
     shutil.copytree(bundled("knowledge"), knowledge_dir)
-    app = await _start_by_webhook(emulator, store, matcher, knowledge_dir)
-    await _set_the_scene(app, emulator)
+    async with _served_by_webhook(emulator, store, matcher, knowledge_dir) as app:
+        await _set_the_scene(app, emulator)
+        await _fuzz(app, emulator, store, matcher, caplog)
+
+
+async def _fuzz(
+    app: Application,
+    emulator: BotApiEmulator,
+    store: Store,
+    matcher: Matcher,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async with store.transaction() as tx:
         scene = list(await tx.session.scalars(select(Ticket.status).order_by(Ticket.id)))
     assert scene == ["claimed", "open", "closed"]
@@ -540,7 +555,4 @@ async def test_no_update_telegram_could_send_breaks_the_bot(
         assert on_loop(_counts(store)) == stored, "a redelivered update was stored again"
         assert on_loop(_inconsistencies(store)) == []
 
-    try:
-        await asyncio.to_thread(handles)
-    finally:
-        await stop(app)
+    await asyncio.to_thread(handles)

@@ -12,7 +12,7 @@ from aiohttp import web
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import NetworkError, TimedOut
 
-from bot.channels.http import AiohttpRequest
+from bot.channels.telegram.http import AiohttpRequest
 from tests.botapi import free_port
 
 _BOT = {"id": 1, "is_bot": True, "first_name": "IP Desk", "username": "ip_desk_bot"}

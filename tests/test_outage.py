@@ -21,11 +21,10 @@ import aiosqlite
 import pytest
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import make_url
-from telegram.ext import Application
 
-from bot.channels.telegram import build_application
 from bot.matching import Matcher
 from bot.paths import bundled
+from bot.runtime import Runtime
 from bot.services import Services
 from bot.store import Store, StoreUnavailable
 from bot.store.models import AuditEvent, Message, User
@@ -34,8 +33,7 @@ from tests.botapi import BotApiEmulator
 from tests.conftest import (
     POSTGRES_URL,
     PostgresDatabase,
-    start_polling,
-    stop,
+    running,
     telegram_settings,
     upgraded_store,
 )
@@ -150,7 +148,7 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 @pytest.fixture
 async def bot(
     emulator: BotApiEmulator, database: Database, matcher: Matcher
-) -> AsyncIterator[Application]:
+) -> AsyncIterator[Runtime]:
     """The real PTB Application, polling the emulator; its service-level check runs twice a
     second and escalates a ticket left unclaimed for six seconds."""
     settings = telegram_settings(emulator, sla_check_seconds=0.5, sla_escalate_minutes=0.1)
@@ -160,10 +158,8 @@ async def bot(
         matcher=matcher,
         templates=Templates(bundled("templates")),
     )
-    app = build_application(settings, services)
-    await start_polling(app)
-    yield app
-    await stop(app)
+    async with running(settings, services) as runtime:
+        yield runtime
 
 
 def _retries(caplog: pytest.LogCaptureFixture) -> int:
@@ -226,7 +222,7 @@ async def test_work_that_committed_a_write_is_not_done_again(database: Database)
 
 
 async def test_every_question_is_answered_once_while_connections_keep_dropping(
-    bot: Application,
+    bot: Runtime,
     emulator: BotApiEmulator,
     database: Database,
     caplog: pytest.LogCaptureFixture,
@@ -256,13 +252,13 @@ async def test_every_question_is_answered_once_while_connections_keep_dropping(
 
 
 async def test_talents_are_asked_to_try_later_while_the_database_is_down_and_answered_after(
-    bot: Application,
+    bot: Runtime,
     emulator: BotApiEmulator,
     database: Database,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    services: Services = bot.bot_data["services"]
+    services = bot.services
     staff = emulator.phone(9100)
     await services.tickets.appoint_staff("telegram", "9100")
     asker = emulator.phone(9101)

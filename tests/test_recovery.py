@@ -9,31 +9,28 @@ from typing import Any
 
 from sqlalchemy import func, select
 from telegram import Bot, Update
-from telegram.ext import Application
 
-from bot.channels.telegram import build_application
-from bot.channels.updates import DurableUpdateQueue
+from bot.channels.telegram.intake import Intake
 from bot.conversation import Inbound
 from bot.router import route
+from bot.runtime import Runtime
 from bot.services import Services
 from bot.store import Store, StoreUnavailable
 from bot.store.inbox import Inbox
 from bot.store.models import AuditEvent, InboxUpdate, Ticket, User, utcnow
 from bot.store.outage import Backoff
 from tests.botapi import BotApiEmulator, free_port
-from tests.conftest import start_webhook, stop, telegram_settings
+from tests.conftest import running, telegram_settings
 
 LEASE = timedelta(seconds=0.3)
-# What PTB's application puts in its update queue when it stops.
-STOP = object()
 QUESTION = "Can a foreigner take the patent agent exam?"
 # Updates are read back with a bot attached, as PTB does; this one never sends anything.
 BOT = Bot("123456:TEST-TOKEN")
 
 
-def process(store: Store) -> DurableUpdateQueue:
-    """The update queue of one bot process."""
-    return DurableUpdateQueue(Inbox(store, LEASE))
+def process(store: Store) -> Intake:
+    """The update intake of one bot process."""
+    return Intake(Inbox(store, LEASE), asyncio.Queue())
 
 
 def update(update_id: int) -> Update:
@@ -47,10 +44,10 @@ def update(update_id: int) -> Update:
     return Update.de_json({"update_id": update_id, "message": message}, BOT)
 
 
-def queued(queue: DurableUpdateQueue) -> list[Update]:
+def queued(intake: Intake) -> list[object]:
     taken = []
-    while not queue.empty():
-        taken.append(queue.get_nowait())
+    while not intake.queue.empty():
+        taken.append(intake.queue.get_nowait())
     return taken
 
 
@@ -58,14 +55,14 @@ async def test_an_update_is_handled_by_the_process_it_reached_first_and_once(
     store: Store,
 ) -> None:
     first, second = process(store), process(store)
-    await first.put(update(1))
-    await first.put(update(1))
-    await second.put(update(1))
+    await first.receive(update(1))
+    await first.receive(update(1))
+    await second.receive(update(1))
     assert [u.update_id for u in queued(first)] == [1]
     assert queued(second) == []
     await first.handled(update(1))
     for queue in (first, second):
-        await queue.put(update(1))
+        await queue.receive(update(1))
         assert queued(queue) == []
 
 
@@ -73,8 +70,8 @@ async def test_a_dead_process_s_updates_are_taken_over_once_and_a_live_one_s_are
     store: Store,
 ) -> None:
     alive, dead = process(store), process(store)
-    await alive.put(update(1))
-    await dead.put(update(2))
+    await alive.receive(update(1))
+    await dead.receive(update(2))
     takers = process(store), process(store)
     assert await takers[0].recover(BOT) == 0  # both leases are running
     await asyncio.sleep(LEASE.total_seconds() * 1.5)
@@ -99,7 +96,7 @@ async def test_updates_handled_at_once_are_all_marked_and_never_taken_over(
 ) -> None:
     dead = process(store)
     for update_id in range(1, 21):
-        await dead.put(update(update_id))
+        await dead.receive(update(update_id))
     # Finished together: most wait for the mark being written and are marked in the next one.
     await asyncio.gather(*(dead.handled(update(update_id)) for update_id in range(1, 20)))
     await asyncio.sleep(LEASE.total_seconds() * 1.5)
@@ -111,7 +108,7 @@ async def test_updates_handled_at_once_are_all_marked_and_never_taken_over(
 async def test_the_purge_forgets_handled_updates_and_keeps_the_others(store: Store) -> None:
     queue = process(store)
     for update_id in (1, 2):
-        await queue.put(update(update_id))
+        await queue.receive(update(update_id))
     await queue.handled(update(1))
     assert await queue.inbox.purge(utcnow() + timedelta(seconds=1)) == 1
     async with store.transaction() as tx:
@@ -124,20 +121,20 @@ async def test_a_stopping_bot_queues_nothing_more_so_that_its_stop_can_finish(
 ) -> None:
     """The application stops once everything queued is handled: an update held back, or one a
     dead process left, must not be queued after its signal to stop (it waited for ever)."""
-    queue = DurableUpdateQueue(Inbox(store, LEASE), hold_back=Backoff(first=0.05, longest=0.05))
-    await queue.put(update(1))
-    held = await queue.get()
+    queue = Intake(
+        Inbox(store, LEASE), asyncio.Queue(), hold_back=Backoff(first=0.05, longest=0.05)
+    )
+    await queue.receive(update(1))
+    held = await queue.queue.get()
     assert queue.hold_back(held) is not None
-    await process(store).put(update(2))  # left by a process that dies
-    await queue.put(STOP)
-    assert await queue.get() is STOP
-    queue.task_done()
+    await process(store).receive(update(2))  # left by a process that dies
+    queue.close()
     # The held-back update's handling ends; then a later one of a chat is held back too.
-    queue.task_done()
+    queue.queue.task_done()
     assert queue.hold_back(update(3)) is None
     await asyncio.sleep(LEASE.total_seconds() * 1.5)
     assert await queue.recover(BOT) == 0
-    await asyncio.wait_for(queue.join(), 1)
+    await asyncio.wait_for(queue.queue.join(), 1)
     # Neither is marked handled: the next process takes them over.
     await queue.handled(held)
     taker = process(store)
@@ -165,10 +162,10 @@ async def test_a_mark_lost_to_a_database_outage_is_written_with_the_next_one(
 ) -> None:
     """Else the update would be handed to the next process at start-up and its replies sent
     again."""
-    queue = DurableUpdateQueue(BlippingInbox(store))
-    await queue.put(update(1))
+    queue = Intake(BlippingInbox(store), asyncio.Queue())
+    await queue.receive(update(1))
     await queue.handled(update(1))
-    await queue.put(update(2))
+    await queue.receive(update(2))
     await queue.handled(update(2))
     async with store.transaction() as tx:
         unhandled = await tx.session.scalar(
@@ -198,14 +195,14 @@ async def test_an_update_stored_as_the_bot_stops_is_left_for_the_next_process(
     store: Store,
 ) -> None:
     inbox = SlowInbox(store)
-    queue = DurableUpdateQueue(inbox)
-    storing = asyncio.create_task(queue.put(update(11)))  # a webhook request in flight
+    queue = Intake(inbox, asyncio.Queue())
+    storing = asyncio.create_task(queue.receive(update(11)))  # a webhook request in flight
     await asyncio.sleep(0.05)
-    await queue.put(STOP)
+    queue.close()
     inbox.done.set()
     await storing
     # Queued after the signal, it would never be handled, and the stop would wait for it.
-    assert queued(queue) == [STOP]
+    assert queued(queue) == []
     await asyncio.sleep(LEASE.total_seconds() * 1.5)
     assert await process(store).recover(BOT) == 1
 
@@ -215,9 +212,9 @@ async def test_an_update_that_arrives_once_the_bot_is_stopping_is_kept_for_the_n
 ) -> None:
     """Telegram hears it arrived (a webhook request still under way): it must be stored."""
     queue = process(store)
-    await queue.put(STOP)
-    assert queued(queue) == [STOP]
-    await queue.put(update(12))
+    queue.close()
+    assert queued(queue) == []
+    await queue.receive(update(12))
     assert queued(queue) == []
     await asyncio.sleep(LEASE.total_seconds() * 1.5)
     assert await process(store).recover(BOT) == 1
@@ -226,16 +223,16 @@ async def test_an_update_that_arrives_once_the_bot_is_stopping_is_kept_for_the_n
 async def test_updates_taken_over_as_the_bot_stops_are_left_for_the_next_process(
     store: Store,
 ) -> None:
-    await process(store).put(update(2))  # left by a process that dies
+    await process(store).receive(update(2))  # left by a process that dies
     await asyncio.sleep(LEASE.total_seconds() * 1.5)
     inbox = SlowInbox(store)
-    queue = DurableUpdateQueue(inbox)
+    queue = Intake(inbox, asyncio.Queue())
     taking = asyncio.create_task(queue.recover(BOT))  # the inbox job, mid-statement
     await asyncio.sleep(0.05)
-    await queue.put(STOP)
+    queue.close()
     inbox.done.set()
     assert await taking == 0
-    assert queued(queue) == [STOP]
+    assert queued(queue) == []
     await asyncio.sleep(LEASE.total_seconds() * 1.5)
     assert await process(store).recover(BOT) == 1
 
@@ -281,7 +278,7 @@ async def test_a_recovered_claim_ends_in_one_claim_and_the_case_card(
 
 
 async def test_a_recovered_message_is_relayed_if_it_never_was(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     talent_user, expert_user, ticket = await claimed_ticket(services)
     inbound = Inbound(channel="telegram", user_key="44", message_key="update:44", text="Hello")
@@ -298,7 +295,7 @@ async def test_a_recovered_message_is_relayed_if_it_never_was(
 
 
 async def test_a_recovered_expert_message_is_relayed_if_it_never_was(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     talent_user, expert_user, ticket = await claimed_ticket(services)
     inbound = Inbound(channel="telegram", user_key="45", message_key="update:45", text="Hi")
@@ -333,13 +330,11 @@ async def test_a_webhook_request_is_answered_once_its_update_is_stored(
     emulator: BotApiEmulator, services: Services
 ) -> None:
     port = free_port()
-    settings = telegram_settings(emulator, telegram_webhook_url=f"http://127.0.0.1:{port}")
-    app = build_application(settings, services)
-    await start_webhook(app, settings, port)
-    try:
+    settings = telegram_settings(
+        emulator, telegram_webhook_url=f"http://127.0.0.1:{port}", web_port=port
+    )
+    async with running(settings, services):
         delivered = emulator.phone(46).update(text=QUESTION)
         assert await emulator.deliver(delivered) == 200
         async with services.store.transaction() as tx:
             assert await tx.session.get(InboxUpdate, delivered["update_id"]) is not None
-    finally:
-        await stop(app)

@@ -10,20 +10,19 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from telegram.ext import Application
 
 from bot import heap, sla
-from bot.channels.telegram import build_application
 from bot.conversation import Inbound
 from bot.knowledge import load_knowledge
 from bot.matching import Matcher
 from bot.paths import bundled
 from bot.reload import reload
 from bot.router import route
+from bot.runtime import Runtime
 from bot.services import Services
 from bot.store.models import utcnow
 from tests.botapi import BotApiEmulator
-from tests.conftest import collected_in_full, start_polling, stop, telegram_settings
+from tests.conftest import collected_in_full, running, telegram_settings
 from tests.test_telegram import BAD_GATEWAY, QUESTION
 
 NEW_TEXT = "Yes: this sentence was just written by staff."
@@ -39,17 +38,15 @@ def knowledge_copy(tmp_path: Path) -> Path:
 @pytest.fixture
 async def live_bot(
     emulator: BotApiEmulator, services: Services, knowledge_copy: Path
-) -> AsyncIterator[Application]:
+) -> AsyncIterator[Runtime]:
     settings = telegram_settings(
         emulator, knowledge_dir=knowledge_copy, knowledge_check_seconds=0.2
     )
     services.settings = settings
     services.matcher = Matcher(load_knowledge(knowledge_copy), services.matcher.thresholds)
     await services.tickets.appoint_staff("telegram", "2801")
-    app = build_application(settings, services)
-    await start_polling(app)
-    yield app
-    await stop(app)
+    async with running(settings, services) as runtime:
+        yield runtime
 
 
 def edit(folder: Path, old: str, new: str, name: str = "agent-exam.yaml") -> None:
@@ -60,7 +57,7 @@ def edit(folder: Path, old: str, new: str, name: str = "agent-exam.yaml") -> Non
 
 
 async def test_an_edit_goes_live_and_a_broken_file_never_does(
-    live_bot: Application, emulator: BotApiEmulator, knowledge_copy: Path
+    live_bot: Runtime, emulator: BotApiEmulator, knowledge_copy: Path
 ) -> None:
     talent, staff = emulator.phone(3801), emulator.phone(2801)
     edit(knowledge_copy, "Yes, but only under a pilot.", NEW_TEXT)
@@ -84,7 +81,7 @@ async def test_an_edit_goes_live_and_a_broken_file_never_does(
 
 
 async def test_staff_reload_on_demand_and_hear_when_nothing_changed(
-    live_bot: Application, emulator: BotApiEmulator
+    live_bot: Runtime, emulator: BotApiEmulator
 ) -> None:
     staff = emulator.phone(2801)
     await staff.send("/reload")
@@ -172,7 +169,7 @@ async def test_questions_matched_during_a_swap_all_get_an_answer(
 
 
 async def test_staff_told_of_a_reload_while_telegram_was_out_of_reach_hear_of_it_later(
-    live_bot: Application, emulator: BotApiEmulator, services: Services, knowledge_copy: Path
+    live_bot: Runtime, emulator: BotApiEmulator, services: Services, knowledge_copy: Path
 ) -> None:
     staff = emulator.phone(2801)
     emulator.fail("sendMessage", BAD_GATEWAY)
@@ -202,9 +199,7 @@ async def test_a_set_staff_forced_in_one_process_is_served_by_the_others(
         services, matcher=Matcher(services.matcher.knowledge, services.matcher.thresholds)
     )
     await services.tickets.appoint_staff("telegram", "2802")
-    app = build_application(settings, services)
-    await start_polling(app)
-    try:
+    async with running(settings, services):
         delete_the_answer_to_the_question(knowledge_copy)
         staff = emulator.phone(2802)
         [refused] = await staff.read()
@@ -218,5 +213,3 @@ async def test_a_set_staff_forced_in_one_process_is_served_by_the_others(
         while services.matcher.knowledge.get("agent-exam.foreigners") is not None:
             assert asyncio.get_running_loop().time() < deadline, "the forced set was not followed"
             await asyncio.sleep(0.05)
-    finally:
-        await stop(app)

@@ -3,9 +3,9 @@
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from telegram.ext import Application
 
 from bot import sla
+from bot.runtime import Runtime
 from bot.services import Services
 from bot.store.models import Notice, utcnow
 from tests.botapi import BotApiEmulator
@@ -14,7 +14,7 @@ from tests.test_telegram import BAD_GATEWAY
 
 
 async def test_an_unclaimed_ticket_is_announced_again_then_escalated_each_once(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     await services.tickets.enrol("telegram", "2101", "Li", specialties=["agency-exam"])
     await services.tickets.enrol("telegram", "2102", "Boss", role="staff")
@@ -39,7 +39,7 @@ async def test_an_unclaimed_ticket_is_announced_again_then_escalated_each_once(
 
 
 async def test_a_claim_without_a_reply_reminds_then_returns_to_the_queue(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     await services.tickets.enrol("telegram", "2103", "Wang", specialties=["agency-exam"])
     wang, talent = emulator.phone(2103), emulator.phone(3102)
@@ -63,7 +63,7 @@ async def test_a_claim_without_a_reply_reminds_then_returns_to_the_queue(
 
 
 async def test_an_expert_who_claims_a_released_ticket_is_reminded_by_their_own_clock(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     first, talent = await claimed_ticket(emulator, services, 2104, 3103)
     await first.send("Let me check")
@@ -83,7 +83,7 @@ async def test_an_expert_who_claims_a_released_ticket_is_reminded_by_their_own_c
 
 
 async def test_a_silent_talent_is_nudged_and_the_ticket_closes_itself(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     await services.tickets.enrol("telegram", "2104", "Zhao", specialties=["agency-exam"])
     zhao, talent = emulator.phone(2104), emulator.phone(3103)
@@ -107,7 +107,7 @@ async def test_a_silent_talent_is_nudged_and_the_ticket_closes_itself(
 
 
 async def test_a_reminder_telegram_could_not_take_is_sent_at_the_next_check_once(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     wang, _talent = await claimed_ticket(emulator, services, 2105, 3104)
     emulator.fail("sendMessage", BAD_GATEWAY)
@@ -122,7 +122,7 @@ async def test_a_reminder_telegram_could_not_take_is_sent_at_the_next_check_once
 
 
 async def test_a_notice_that_could_not_be_sent_for_a_day_is_dropped_as_out_of_date(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     wang, talent = await claimed_ticket(emulator, services, 2106, 3105)
     emulator.fail("sendMessage", BAD_GATEWAY)
@@ -137,7 +137,7 @@ async def test_a_notice_that_could_not_be_sent_for_a_day_is_dropped_as_out_of_da
 
 
 async def test_nothing_waits_to_be_sent_to_a_talent_who_was_forgotten(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     zhao, talent = await claimed_ticket(emulator, services, 2107, 3106)
     await zhao.send("Here is what you need to know.")

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
-from telegram.ext import Application
 
-from bot.channels.telegram import build_application, serve, split_html
+from bot.channels.telegram import split_html
 from bot.knowledge import load_knowledge
 from bot.matching import Matcher
 from bot.paths import bundled
+from bot.runtime import Runtime, configured_channels
 from bot.services import Services
 from bot.store.models import InboxUpdate, Message
 from tests.botapi import ApiError, BotApiEmulator, Phone, free_port
-from tests.conftest import start_polling, start_webhook, stop, telegram_settings
+from tests.conftest import running, telegram_settings
 
 QUESTION = "Can a foreigner take the patent agent exam?"
 # What Telegram answers while it cannot take requests.
@@ -27,7 +27,7 @@ BAD_GATEWAY = ApiError(502, "Bad Gateway")
 
 
 async def test_start_greets_in_the_users_language_and_offers_a_choice(
-    bot: Application, emulator: BotApiEmulator
+    bot: Runtime, emulator: BotApiEmulator
 ) -> None:
     phone = emulator.phone(1001, "Mei", language="zh-hans")
     await phone.send("/start")
@@ -51,7 +51,7 @@ async def test_start_greets_in_the_users_language_and_offers_a_choice(
 
 
 async def test_a_clear_question_gets_the_right_answer_with_its_source(
-    bot: Application, emulator: BotApiEmulator
+    bot: Runtime, emulator: BotApiEmulator
 ) -> None:
     phone = emulator.phone(1002)
     await phone.send(QUESTION)
@@ -62,7 +62,7 @@ async def test_a_clear_question_gets_the_right_answer_with_its_source(
 
 
 async def test_a_vague_question_gets_choices_and_a_tap_answers(
-    bot: Application, emulator: BotApiEmulator
+    bot: Runtime, emulator: BotApiEmulator
 ) -> None:
     phone = emulator.phone(1003)
     await phone.send("patent")
@@ -75,7 +75,7 @@ async def test_a_vague_question_gets_choices_and_a_tap_answers(
     assert "Source:" in answer.text
 
 
-async def test_not_helpful_offers_an_expert(bot: Application, emulator: BotApiEmulator) -> None:
+async def test_not_helpful_offers_an_expert(bot: Runtime, emulator: BotApiEmulator) -> None:
     phone = emulator.phone(1004)
     await phone.send(QUESTION)
     [answer] = await phone.read()
@@ -91,7 +91,7 @@ async def test_not_helpful_offers_an_expert(bot: Application, emulator: BotApiEm
 
 
 async def test_a_sticker_gets_a_polite_reply_and_a_photo_is_kept(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     phone = emulator.phone(1005)
     await phone.send_content(sticker={"file_id": "st1", "file_unique_id": "u1", "width": 512,
@@ -111,9 +111,7 @@ async def test_a_sticker_gets_a_polite_reply_and_a_photo_is_kept(
     assert {"kind": "photo", "file_id": "large"} in attachments
 
 
-async def test_user_text_is_escaped_in_html_replies(
-    bot: Application, emulator: BotApiEmulator
-) -> None:
+async def test_user_text_is_escaped_in_html_replies(bot: Runtime, emulator: BotApiEmulator) -> None:
     phone = emulator.phone(1006)
     await phone.send("What about <b>hi</b> & quantum gravity?")
     [reply] = await phone.read()
@@ -122,7 +120,7 @@ async def test_user_text_is_escaped_in_html_replies(
 
 
 async def test_a_redelivered_update_is_answered_once(
-    bot: Application, emulator: BotApiEmulator
+    bot: Runtime, emulator: BotApiEmulator
 ) -> None:
     phone = emulator.phone(1007)
     update = await phone.send(QUESTION)
@@ -132,7 +130,7 @@ async def test_a_redelivered_update_is_answered_once(
 
 
 async def test_tapping_the_same_button_twice_is_answered_once(
-    bot: Application, emulator: BotApiEmulator
+    bot: Runtime, emulator: BotApiEmulator
 ) -> None:
     phone = emulator.phone(1008)
     await phone.send(QUESTION)
@@ -144,7 +142,7 @@ async def test_tapping_the_same_button_twice_is_answered_once(
 
 
 async def test_forged_and_stale_buttons_are_refused_politely(
-    bot: Application, emulator: BotApiEmulator
+    bot: Runtime, emulator: BotApiEmulator
 ) -> None:
     phone = emulator.phone(1009)
     await phone.send(QUESTION)
@@ -175,14 +173,10 @@ async def test_an_answer_over_telegrams_limit_is_split_on_paragraphs(
         encoding="utf-8",
     )
     services.matcher = Matcher(load_knowledge(folder))
-    app = build_application(telegram_settings(emulator), services)
-    await start_polling(app)
-    try:
+    async with running(telegram_settings(emulator), services):
         phone = emulator.phone(1010)
         await phone.send("What is the zebra giraffe elephant answer?")
         first, second = await phone.read(2)
-    finally:
-        await stop(app)
     assert len(first.text) <= 4096
     assert len(second.text) <= 4096
     assert first.buttons == []
@@ -198,7 +192,7 @@ def test_splitting_keeps_paragraphs_whole() -> None:
 
 
 async def test_a_429_is_waited_out_and_retried_never_shown(
-    bot: Application, emulator: BotApiEmulator
+    bot: Runtime, emulator: BotApiEmulator
 ) -> None:
     emulator.fail("sendMessage", ApiError(429, "Too Many Requests: retry after 1", retry_after=1))
     phone = emulator.phone(1011)
@@ -213,9 +207,7 @@ async def test_an_answer_telegram_still_asks_to_wait_for_is_sent_after_the_wait(
 ) -> None:
     """When the rate limiter's retries run out on "retry after", the answer is not lost (nor
     replaced by an apology): it goes out once Telegram takes it."""
-    app = build_application(telegram_settings(emulator, telegram_max_retries=0), services)
-    await start_polling(app)
-    try:
+    async with running(telegram_settings(emulator, telegram_max_retries=0), services):
         emulator.fail(
             "sendMessage", ApiError(429, "Too Many Requests: retry after 1", retry_after=1)
         )
@@ -224,12 +216,10 @@ async def test_an_answer_telegram_still_asks_to_wait_for_is_sent_after_the_wait(
         [answer] = await phone.read(within=15)
         assert "Foreign Permanent Residence ID Card" in answer.text
         assert await phone.quiet() == []
-    finally:
-        await stop(app)
 
 
 async def test_an_answer_telegram_could_not_take_is_sent_once_it_can(
-    bot: Application, emulator: BotApiEmulator
+    bot: Runtime, emulator: BotApiEmulator
 ) -> None:
     emulator.fail("sendMessage", BAD_GATEWAY, BAD_GATEWAY)
     phone = emulator.phone(1013)
@@ -241,7 +231,7 @@ async def test_an_answer_telegram_could_not_take_is_sent_once_it_can(
 
 
 async def test_an_update_whose_answer_is_held_back_stays_unhandled_in_the_inbox(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     """So that if this process dies meanwhile, another one takes the update over."""
     emulator.fail("sendMessage", BAD_GATEWAY, BAD_GATEWAY)
@@ -265,7 +255,7 @@ async def test_an_update_whose_answer_is_held_back_stays_unhandled_in_the_inbox(
 
 
 async def test_answers_held_back_for_telegram_keep_the_order_of_the_questions(
-    bot: Application, emulator: BotApiEmulator
+    bot: Runtime, emulator: BotApiEmulator
 ) -> None:
     emulator.fail("sendMessage", BAD_GATEWAY)
     phone = emulator.phone(1016)
@@ -278,7 +268,7 @@ async def test_answers_held_back_for_telegram_keep_the_order_of_the_questions(
 
 
 async def test_a_tap_is_acted_on_when_telegram_cannot_take_its_acknowledgement(
-    bot: Application, emulator: BotApiEmulator
+    bot: Runtime, emulator: BotApiEmulator
 ) -> None:
     phone = emulator.phone(1015)
     await phone.send("patent")
@@ -290,7 +280,7 @@ async def test_a_tap_is_acted_on_when_telegram_cannot_take_its_acknowledgement(
 
 
 async def test_a_failing_update_is_logged_and_the_user_gets_an_apology(
-    bot: Application, emulator: BotApiEmulator, services: Services
+    bot: Runtime, emulator: BotApiEmulator, services: Services
 ) -> None:
     async with services.store.engine.begin() as connection:
         await connection.execute(text("DROP TABLE feedback"))
@@ -305,7 +295,7 @@ async def test_a_failing_update_is_logged_and_the_user_gets_an_apology(
 
 
 async def test_two_hundred_talents_asking_at_once_each_get_one_right_answer(
-    bot: Application, emulator: BotApiEmulator
+    bot: Runtime, emulator: BotApiEmulator
 ) -> None:
     phones = [emulator.phone(5000 + n) for n in range(200)]
     await asyncio.gather(*(phone.send(QUESTION) for phone in phones))
@@ -322,10 +312,10 @@ async def test_webhook_mode_refuses_a_wrong_secret_and_answers_a_right_one(
     emulator: BotApiEmulator, services: Services
 ) -> None:
     port = free_port()
-    settings = telegram_settings(emulator, telegram_webhook_url=f"http://127.0.0.1:{port}")
-    app = build_application(settings, services)
-    await start_webhook(app, settings, port)
-    try:
+    settings = telegram_settings(
+        emulator, telegram_webhook_url=f"http://127.0.0.1:{port}", web_port=port
+    )
+    async with running(settings, services):
         assert emulator.webhook_url == f"http://127.0.0.1:{port}/telegram"
         phone: Phone = emulator.phone(1013)
         forged = phone.update(text=QUESTION)
@@ -335,15 +325,33 @@ async def test_webhook_mode_refuses_a_wrong_secret_and_answers_a_right_one(
         assert await emulator.deliver(phone.update(text=QUESTION)) == 200
         [answer] = await phone.read()
         assert "Foreign Permanent Residence ID Card" in answer.text
-    finally:
-        await stop(app)
 
 
 async def test_a_second_poller_gets_a_clear_message_and_exit_status_1(
-    emulator: BotApiEmulator, services: Services, caplog: pytest.LogCaptureFixture
+    emulator: BotApiEmulator,
+    services: Services,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     emulator.other_poller = True
-    app = build_application(telegram_settings(emulator), services)
-    status = await asyncio.wait_for(serve(app, telegram_settings(emulator)), timeout=20)
+    settings = telegram_settings(emulator, pid_file=tmp_path / "ipbot.pid")
+    runtime = Runtime(settings, services, configured_channels(settings, services))
+    status = await asyncio.wait_for(runtime.serve(), timeout=20)
     assert status == 1
     assert "Another process is already receiving this bot's updates" in caplog.text
+
+
+async def test_the_webhook_refuses_what_is_not_an_update_and_the_bot_goes_on(
+    emulator: BotApiEmulator, services: Services
+) -> None:
+    port = free_port()
+    settings = telegram_settings(
+        emulator, telegram_webhook_url=f"http://127.0.0.1:{port}", web_port=port
+    )
+    async with running(settings, services):
+        for body in ([], "text", {}, {"update_id": "one"}, {"update_id": 1, "message": "x"}):
+            assert await emulator.post_to_webhook(body, emulator.webhook_secret) == 400
+        phone = emulator.phone(1019)
+        assert await emulator.deliver(phone.update(text=QUESTION)) == 200
+        [answer] = await phone.read()
+        assert "Foreign Permanent Residence ID Card" in answer.text

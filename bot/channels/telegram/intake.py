@@ -1,12 +1,11 @@
-"""Telegram updates that survive a crash: PTB's update queue, backed by the store's inbox.
+"""Telegram updates that survive a crash: each is stored in the inbox before it is queued for
+the application.
 
-PTB confirms polled updates to Telegram with its next getUpdates, once it has put them in the
-application's queue, and answers a webhook request as soon as its update is in that queue; an
-update still queued, or being handled, when the process dies would be lost. This queue stores
-each update in the inbox before taking it, so Telegram hears of an update's arrival only once
-it is safe (unless the database stays out of reach: see `_receive`). The update processor
-marks each one handled when its handling ends; one that a dead process left unfinished is
-taken over from the inbox and queued again, marked recovered.
+The channel confirms a polled update to Telegram with its next getUpdates, and answers a
+webhook request, only once the update is stored here (unless the database stays out of reach:
+see `_store`), so an update still queued, or being handled, when the process dies is not lost.
+The update processor marks each one handled when its handling ends; one that a dead process
+left unfinished is taken over from the inbox and queued again, marked recovered.
 
 Updates finished while a mark is being written are marked together, in the next statement: a
 mark is only for a later take-over, which answers nothing twice (the store refuses a message
@@ -35,12 +34,14 @@ HOLD_BACK = Backoff(first=1.0, longest=60.0)
 _log = logging.getLogger(__name__)
 
 
-class DurableUpdateQueue(asyncio.Queue[object]):
-    """The application's update queue: an update is stored before it is queued."""
+class Intake:
+    """Stores each update, then puts it in `queue` (the application's update queue)."""
 
-    def __init__(self, inbox: Inbox, hold_back: Backoff = HOLD_BACK) -> None:
-        super().__init__()
+    def __init__(
+        self, inbox: Inbox, queue: asyncio.Queue[object], hold_back: Backoff = HOLD_BACK
+    ) -> None:
         self.inbox = inbox
+        self.queue = queue
         self._pauses = hold_back
         # Queued and not yet handled (Telegram may send one again meanwhile), and of those the
         # ones taken over from a stopped process.
@@ -59,35 +60,31 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         self._held: dict[tuple[str, int], list[Update]] = {}
         self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self._holds: dict[int, int] = {}
-        # Set once the application is stopping: it takes nothing more from the queue.
+        # Set once the channel is stopping: nothing more is queued.
         self._closed = False
 
-    async def put(self, item: object) -> None:
+    async def receive(self, update: Update) -> None:
         """Store an update, then queue it; not one handled or queued before, or another
-        process's. Anything else is the application's signal to stop taking updates: what is
-        held back or unhandled then stays in the inbox, for the next process to take over."""
-        if isinstance(item, Update):
-            if item.update_id in self._pending or not await self._receive(item):
-                return
-            if self._closed:
-                # Stored, even once the application is stopping (a webhook request still
-                # under way): it stays in the inbox for the next process.
-                return
-            self._pending.add(item.update_id)
-        else:
-            self._close()
-        await super().put(item)
+        process's."""
+        if update.update_id in self._pending or not await self._store(update):
+            return
+        if self._closed:
+            # Stored, even once the channel is stopping (a webhook request still under way):
+            # it stays in the inbox for the next process.
+            return
+        self._pending.add(update.update_id)
+        await self.queue.put(update)
 
-    def _close(self) -> None:
-        # The application waits for everything queued to be handled: an update queued after
-        # this signal would never be, and its stop would wait for ever. Those held back stay
-        # held (unmarked) until the process ends.
+    def close(self) -> None:
+        """Queue nothing more: the application is about to stop, and waits for what is queued
+        to be handled. What is held back or unhandled stays in the inbox, for the next process
+        to take over."""
         self._closed = True
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
 
-    async def _receive(self, update: Update) -> bool:
+    async def _store(self, update: Update) -> bool:
         # Until the update is stored Telegram should not hear of it, so a short outage is waited
         # out (the store's retries). A longer one is not, or every chat would wait in silence:
         # the update goes on unstored, its handling meets the outage, and the user is asked to
@@ -113,7 +110,7 @@ class DurableUpdateQueue(asyncio.Queue[object]):
             update = Update.de_json(payload, bot)
             self._pending.add(update.update_id)
             self._recovered.add(update.update_id)
-            await super().put(update)
+            await self.queue.put(update)
         if payloads:
             _log.warning("Handling %d updates that a stopped process left unhandled", len(payloads))
         return len(payloads)
@@ -150,7 +147,7 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         for update in sorted(self._held.pop(chat), key=lambda held: held.update_id):
             if update.update_id in self._holds:
                 self._recovered.add(update.update_id)
-            self.put_nowait(update)
+            self.queue.put_nowait(update)
 
     def answered(self, update: Update, inbound_key: str) -> None:
         """Note that the replies to `update` (stored under `inbound_key`) went out; the store
