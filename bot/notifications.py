@@ -159,10 +159,9 @@ async def closed(
     if talent is None:
         return
     language = language_of(talent.language)
+    text = services.templates.render(language, "closed_talent", ticket=ticket.id, summary=summary)
     stars = tuple(Button(str(n), Rate(ticket.id, n).pack()) for n in (1, 2, 3, 4, 5))
-    asked = _message(
-        services, language, "closed_talent", buttons=stars, ticket=ticket.id, summary=summary
-    )
+    asked = OutMessage(text=text, language=language, buttons=stars)
     # Kept in the talent's conversation, so that typing "5" rates as tapping 5 does.
     await services.tickets.note_said(talent, asked)
     await send_to(services, talent, asked)
@@ -258,18 +257,15 @@ def _announcement(services: Services, ticket: Ticket, language: Language) -> Out
         relay.label(services.templates, language, "claim", ticket=ticket.id),
         Claim(ticket.id).pack(),
     )
-    return _message(services, language, "announcement", buttons=(claim,), **relay.summary(ticket))
+    text = services.templates.render(language, "announcement", **relay.summary(ticket))
+    return OutMessage(text=text, language=language, buttons=(claim,))
 
 
 def _message(
-    services: Services,
-    language: Language,
-    template: str,
-    buttons: tuple[Button, ...] = (),
-    **context: object,
+    services: Services, language: Language, template: str, **context: object
 ) -> OutMessage:
     text = services.templates.render(language, template, **context)
-    return OutMessage(text=text, language=language, buttons=buttons)
+    return OutMessage(text=text, language=language)
 
 
 def _recipient(user: User) -> Recipient:

@@ -55,7 +55,7 @@ def unpack(packed: str) -> Payload | None:
     payload_type = _KINDS.get(kind)
     if version != VERSION or payload_type is None:
         return None
-    readers = _readers(payload_type)
+    readers = _readers(kind)
     given = values.split(_SEPARATOR) if values else []
     if len(given) > len(readers):
         return None
@@ -190,8 +190,9 @@ def _field_names(payload_type: type[Payload]) -> list[str]:
 
 
 @functools.cache
-def _readers(payload_type: type[Payload]) -> list[Callable[[str], object]]:
-    """How to read each of a kind's values, by the type of its field."""
+def _readers(kind: str) -> list[Callable[[str], object]]:
+    """How to read each value of the payloads of `kind`, by the type of its field."""
+    payload_type = _KINDS[kind]
     hints = get_type_hints(payload_type)
     return [_reader(hints[name]) for name in _field_names(payload_type)]
 

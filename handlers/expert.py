@@ -121,7 +121,7 @@ class Desk:
     async def press(self, packed: str) -> list[OutMessage]:
         """What a tapped button does (`BUTTONS`); an unknown one has expired."""
         payload = unpack(packed)
-        action = self.BUTTONS.get(type(payload))
+        action = self.BUTTONS.get(type(payload)) if payload is not None else None
         if action is None:
             return [self._say("button_expired")]
         return await action(self, payload)

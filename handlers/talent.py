@@ -306,7 +306,7 @@ class _Turn:
 
     async def _press(self, packed: str) -> list[OutMessage]:
         payload = unpack(packed)
-        action = _BUTTONS.get(type(payload))
+        action = _BUTTONS.get(type(payload)) if payload is not None else None
         if action is None:
             return [self._say("button_expired")]
         return await action(self, payload)
