@@ -30,7 +30,9 @@ async def say(
         button=button,
         language_hint=hint,
     )
-    return await talent.handle(inbound, services)
+    replies = await talent.handle(inbound, services)
+    assert replies is not None  # None is for experts and staff, who are not talents
+    return replies
 
 
 async def stored(services: Services, direction: str | None = None) -> list[Message]:
