@@ -16,20 +16,25 @@ The last line is `runs=N help_s=… chat_s=… chat_new_s=…`: medians for this
 by the baseline's as `baseline_help_s=…` and so on when there is one).
 """
 
+import sys
+from pathlib import Path
+
+# Run as a script, the folder on the path is bench/: the repository root is wanted, for
+# `bench` as a package.
+if __name__ == "__main__":
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import os
 import pty
 import select
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-from arguments import whole
-from report import figures, table
-
+from bench.arguments import whole
+from bench.report import figures, table
 from bot.config import Settings
 
 PROMPT = b"you> "

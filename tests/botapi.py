@@ -219,10 +219,9 @@ class BotApiEmulator:
         self._update_arrived.set()
         return None
 
-    async def post_to_webhook(
-        self, update: dict[str, Any], secret: str | None, url: str | None = None
-    ) -> int:
-        """Post an update to `url`, else to the webhook (through the load balancer, if any)."""
+    async def post_to_webhook(self, update: Any, secret: str | None, url: str | None = None) -> int:
+        """Post an update (or anything else, as a forger might) to `url`, else to the webhook
+        (through the load balancer, if any)."""
         headers = {"Content-Type": "application/json"}
         if secret is not None:
             headers["X-Telegram-Bot-Api-Secret-Token"] = secret
