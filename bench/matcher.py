@@ -15,6 +15,14 @@ The last line is `entries=N p50_ms=… p99_ms=… build_s=… rss_mb=…`: the m
 `rss_mb` the whole process's resident memory once the first index is built.
 """
 
+import sys
+from pathlib import Path
+
+# Run as a script, the folder on the path is bench/: the repository root is wanted, for
+# `bench` as a package.
+if __name__ == "__main__":
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import difflib
 import gc
@@ -24,13 +32,12 @@ import random
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from arguments import positive, whole
 from rapidfuzz import fuzz, process, utils
-from synthetic import synthetic
 
-from bot.knowledge import LANGUAGES, KnowledgeBase, load_knowledge
+from bench.arguments import positive, whole
+from bench.synthetic import synthetic
+from bot.knowledge import LANGUAGES, KnowledgeBase, Language, load_knowledge
 from bot.matching import Matcher
 from bot.paths import bundled
 from bot.text import detect_language
@@ -84,7 +91,7 @@ def main() -> None:
     def closest(question: str) -> object:
         return difflib.get_close_matches(question, choices, n=1, cutoff=0.0)
 
-    rows = [("matcher", ours, build_s)]
+    rows: list[tuple[str, list[float], float | None]] = [("matcher", ours, build_s)]
     rows.append(("rapidfuzz extractOne WRatio", _latencies(wratio, questions, budget), None))
     rows.append(("difflib get_close_matches", _latencies(closest, questions, budget), None))
 
@@ -115,7 +122,7 @@ def main() -> None:
 
 
 def _questions(
-    knowledge: KnowledgeBase, real: KnowledgeBase, count: int, language: str | None
+    knowledge: KnowledgeBase, real: KnowledgeBase, count: int, language: Language | None
 ) -> list[str]:
     """The labelled questions for the real knowledge base; otherwise phrasings of random
     entries, each with one word (or, in Chinese, one character) left out."""
@@ -126,10 +133,10 @@ def _questions(
         return (chosen * (count // len(chosen) + 1))[:count]
     rng = random.Random(11)
     entries = list(knowledge)
-    questions = []
+    questions: list[str] = []
     while len(questions) < count:
         entry = rng.choice(entries)
-        text = entry.text(language or rng.choice(LANGUAGES))
+        text = entry.text(language if language is not None else rng.choice(LANGUAGES))
         phrasing = rng.choice(text.phrasings)
         words = phrasing.split() if " " in phrasing else list(phrasing)
         del words[rng.randrange(len(words))]

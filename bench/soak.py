@@ -176,9 +176,9 @@ class Soak:
             return
         start = await self.send(talent, "/start")
         greeting = await self.expect(talent, start, "/start")
-        languages = (
-            [data for _, data in greeting.buttons if data.startswith("1:l:")] if greeting else []
-        )
+        if greeting is None:
+            return
+        languages = [data for _, data in greeting.buttons if data.startswith("1:l:")]
         if languages:
             data = f"1:l:{talent.user['language_code']}"
             start = await self.tap(talent, greeting, data if data in languages else languages[0])

@@ -80,8 +80,8 @@ def subjects() -> Iterator[tuple[str, str]]:
 def synthetic(real: KnowledgeBase, size: int, seed: int = 7) -> KnowledgeBase:
     """A knowledge base of `size` entries modelled on `real` (its glossary and subjects kept)."""
     if size <= len(real):
-        entries = dict(itertools.islice(real.entries.items(), size))
-        return KnowledgeBase(entries, f"{real.version}-{size}", real.glossary, real.out_of_scope)
+        kept = dict(itertools.islice(real.entries.items(), size))
+        return KnowledgeBase(kept, f"{real.version}-{size}", real.glossary, real.out_of_scope)
     rng = random.Random(seed)
     models = list(real)
     entries: dict[str, Entry] = {}

@@ -61,7 +61,8 @@ QUESTION = "How much does a patent application cost?"
 ANSWER = OutMessage(
     text="The official fees for an invention patent application … " * 8, language="en"
 )
-DECISION = {"action": "answer", "entry_id": "patent-fees", "score": 0.82, "kb_version": "1"}
+ENTRY_ID = "patent-fees"
+DECISION = {"action": "answer", "entry_id": ENTRY_ID, "score": 0.82, "kb_version": "1"}
 WAYS = ("store", "core", "asyncpg")
 
 Turn = Callable[[str], Awaitable[None]]
@@ -78,10 +79,8 @@ def by_store(store: Store) -> Turn:
             await tx.ticket_of(user)
             for field, value in DECISION.items():
                 setattr(message, field, value)
-            message.options = [DECISION["entry_id"]]
-            await tx.record_replies(
-                message, [ANSWER], action="answer", entry_id=DECISION["entry_id"]
-            )
+            message.options = [ENTRY_ID]
+            await tx.record_replies(message, [ANSWER], action="answer", entry_id=ENTRY_ID)
 
     return turn
 
@@ -108,13 +107,13 @@ def reply_row(user_id: int, inbound_id: int) -> dict[str, Any]:
         ANSWER,
         reply_to=inbound_id,
         action="answer",
-        entry_id=DECISION["entry_id"],
+        entry_id=ENTRY_ID,
     )
 
 
 def decided(inbound_id: int) -> dict[str, Any]:
     """The decision's parameters, as `Transaction.record_replies` writes them."""
-    values = {"button": None, "language": "en", "options": [DECISION["entry_id"]], **DECISION}
+    values = {"button": None, "language": "en", "options": [ENTRY_ID], **DECISION}
     return {"inbound_id": inbound_id} | {f"decided_{field}": values[field] for field in _DECISION}
 
 
@@ -145,6 +144,7 @@ def by_asyncpg(engine: AsyncEngine) -> Turn:
     async def turn(key: str) -> None:
         async with engine.connect() as pooled:
             connection = (await pooled.get_raw_connection()).driver_connection
+            assert connection is not None  # a connection checked out of the pool is open
             async with connection.transaction():
                 user = await connection.fetchrow(
                     known_user.sql,

@@ -1,55 +1,28 @@
 """`ipbot`: chat on the console, ask one question, evaluate, check the knowledge base, migrate."""
 
+# Each command imports what it needs when it runs: `--help` and a usage error answer from the
+# parser alone, and the console chat does not load Telegram or the web server.
+from __future__ import annotations
+
 import argparse
-import asyncio
 import json
 import logging
 import os
-import signal
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-
-from bot import pidfile, reload, startup
 from bot.channels import CHANNELS, TELEGRAM, TELEGRAM_USER_ID
-from bot.config import Settings, SettingsError, load_settings
-from bot.evaluation import (
-    QuestionSetError,
-    Result,
-    baseline,
-    evaluate,
-    fit_calibration,
-    format_table,
-    half,
-    read_question_set,
-    summarise,
-)
-from bot.knowledge import TOPICS, KnowledgeBase, KnowledgeError, load_knowledge
-from bot.matching import Matcher
-from bot.regression import changes, replay
-from bot.reports import (
-    Gap,
-    Stats,
-    Suggestion,
-    alternates_as_markdown,
-    as_csv,
-    as_markdown,
-    stats,
-    stats_as_csv,
-    stats_as_text,
-    suggested_alternates,
-    unanswered,
-)
-from bot.services import build_services, thresholds_from
-from bot.store import Store, outage
-from bot.store.models import User
-from bot.store.tickets import Tickets
-from handlers import expert
+from bot.topics import TOPICS
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.knowledge import KnowledgeBase, KnowledgeError
+    from bot.matching import Matcher
+    from bot.store import Store
 
 _T = TypeVar("_T")
 EXIT_PROBLEM = 1
@@ -67,8 +40,10 @@ class CommandError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `ipbot` command and return its exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
+    from bot.config import SettingsError, load_settings
+    from bot.knowledge import KnowledgeError
+
     try:
         settings = load_settings()
         logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
@@ -77,15 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ipbot: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KnowledgeError as error:
-        count = len(error.problems)
-        print(
-            f"ipbot: the knowledge base does not load ({count} problem{'s' * (count != 1)}):",
-            file=sys.stderr,
-        )
+        print(f"ipbot: the knowledge base does not load ({_problems(error)}):", file=sys.stderr)
         print(error, file=sys.stderr)
-        return EXIT_PROBLEM
-    except QuestionSetError as error:
-        print(f"ipbot: the labelled questions (LABELLED_QUESTIONS): {error}", file=sys.stderr)
         return EXIT_PROBLEM
     except CommandError as error:
         print(f"ipbot: {error}", file=sys.stderr)
@@ -98,25 +66,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PROBLEM
 
 
+def _problems(error: KnowledgeError) -> str:
+    count = len(error.problems)
+    return f"{count} problem{'s' * (count != 1)}"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipbot", description=__doc__)
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-
     chat = commands.add_parser("chat", help="chat as a talent on the console")
     chat.add_argument("--user", default="local", help="who is chatting (default: local)")
     chat.set_defaults(run=_chat)
-
-    run = commands.add_parser(
+    commands.add_parser(
         "run", help="run the bot on Telegram (long polling, or webhook if TELEGRAM_WEBHOOK_URL)"
-    )
-    run.set_defaults(run=_run)
-
+    ).set_defaults(run=_run)
     ask = commands.add_parser("ask", help="show the matcher's decision for one question")
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
     ask.set_defaults(run=_ask)
+    _eval_arguments(
+        commands.add_parser("eval", help="measure the matcher on a labelled question set")
+    )
+    _kb_commands(commands.add_parser("kb", help="the knowledge base"))
+    _experts_commands(commands.add_parser("experts", help="volunteer experts and staff"))
+    _report_commands(commands.add_parser("report", help="reports for staff"))
+    db = commands.add_parser("db", help="the database").add_subparsers(
+        title="db commands", required=True, metavar="DB_COMMAND"
+    )
+    db.add_parser("upgrade", help="bring the schema to the newest migration").set_defaults(
+        run=_db_upgrade
+    )
+    return parser
 
-    evaluation = commands.add_parser("eval", help="measure the matcher on a labelled question set")
+
+def _eval_arguments(evaluation: argparse.ArgumentParser) -> None:
     evaluation.add_argument("file", type=Path)
     evaluation.add_argument("--json", action="store_true", help="print results and summary")
     evaluation.add_argument(
@@ -132,9 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluation.set_defaults(run=_eval)
 
-    kb = commands.add_parser("kb", help="the knowledge base").add_subparsers(
-        title="kb commands", required=True, metavar="KB_COMMAND"
-    )
+
+def _kb_commands(parser: argparse.ArgumentParser) -> None:
+    kb = parser.add_subparsers(title="kb commands", required=True, metavar="KB_COMMAND")
     check = kb.add_parser("check", help="validate the knowledge base and list every problem")
     check.add_argument("directory", nargs="?", type=Path, help="default: KNOWLEDGE_DIR")
     check.set_defaults(run=_kb_check)
@@ -145,7 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--json", action="store_true", help="print one JSON object")
     export.set_defaults(run=_kb_export)
 
-    experts = commands.add_parser("experts", help="volunteer experts and staff").add_subparsers(
+
+def _experts_commands(parser: argparse.ArgumentParser) -> None:
+    experts = parser.add_subparsers(
         title="experts commands", required=True, metavar="EXPERTS_COMMAND"
     )
     add = experts.add_parser("add", help="make someone a volunteer expert (or staff)")
@@ -164,9 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     add.set_defaults(run=_experts_add)
     experts.add_parser("list", help="every expert and staff member").set_defaults(run=_experts_list)
 
-    report = commands.add_parser("report", help="reports for staff").add_subparsers(
-        title="report commands", required=True, metavar="REPORT"
-    )
+
+def _report_commands(parser: argparse.ArgumentParser) -> None:
+    report = parser.add_subparsers(title="report commands", required=True, metavar="REPORT")
     gaps = report.add_parser("unanswered", help="what the bot could not answer, grouped")
     gaps.add_argument("--since", type=_day, help=f"only questions from this day on ({_SINCE})")
     gaps.add_argument("--format", choices=("md", "csv"), default="md")
@@ -179,32 +164,60 @@ def _parser() -> argparse.ArgumentParser:
     figures.add_argument("--format", choices=("table", "csv"), default="table")
     figures.set_defaults(run=_report_stats)
 
-    db = commands.add_parser("db", help="the database").add_subparsers(
-        title="db commands", required=True, metavar="DB_COMMAND"
-    )
-    db.add_parser("upgrade", help="bring the schema to the newest migration").set_defaults(
-        run=_db_upgrade
-    )
-    return parser
+
+def _day(text: str) -> datetime:
+    """`--since`: a day or a time, in UTC unless it names its offset ("+08:00")."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _matcher(settings: Settings) -> Matcher:
-    return Matcher(load_knowledge(settings.knowledge_dir), thresholds_from(settings))
+def _with_database(work: Coroutine[Any, Any, _T]) -> _T:
+    """Run `work`; a database that cannot be used is said in one line."""
+    import asyncio
+
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return asyncio.run(work)
+    except BrokenPipeError:
+        raise  # The reader stopped reading (`main` says nothing): not the database's doing.
+    except (DBAPIError, OSError) as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise CommandError(f"cannot use the database (DATABASE_URL): {reason}") from None
 
 
-def _chat(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.channels import console
+@asynccontextmanager
+async def _closing(store: Store) -> AsyncIterator[Store]:
+    try:
+        yield store
+    finally:
+        await store.close()
 
-    async def run() -> None:
-        services = build_services(settings)
-        try:
-            await _prepare_store(services.store)
-            await console.chat(services, args.user, sys.stdin, sys.stdout)
-        finally:
-            await services.store.close()
 
-    _with_database(settings, run())
-    return 0
+@asynccontextmanager
+async def _opened_store(settings: Settings, *, prepare: bool = True) -> AsyncIterator[Store]:
+    """The store at DATABASE_URL, closed afterwards; its schema made ready first if `prepare`."""
+    from bot.store import Store
+
+    async with _closing(Store.open(settings.database_url)) as store:
+        if prepare:
+            await _prepare_store(store)
+        yield store
+
+
+def _with_store(
+    settings: Settings, work: Callable[[Store], Awaitable[_T]], *, prepare: bool = True
+) -> _T:
+    """`work` done on the opened store (`_opened_store`), its result returned."""
+
+    async def run() -> _T:
+        async with _opened_store(settings, prepare=prepare) as store:
+            return await work(store)
+
+    return _with_database(run())
 
 
 async def _prepare_store(store: Store) -> None:
@@ -215,11 +228,41 @@ async def _prepare_store(store: Store) -> None:
         raise CommandError("the database schema is not current: run `ipbot db upgrade` first")
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import runtime
+def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.channels import console
+    from bot.services import build_services
 
-    async def run() -> int:
+    async def run() -> None:
         services = build_services(settings)
+        async with _closing(services.store):
+            await _prepare_store(services.store)
+            await console.chat(services, args.user, sys.stdin, sys.stdout)
+
+    _with_database(run())
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    return _with_database(_serve(settings))
+
+
+async def _serve(settings: Settings) -> int:
+    """The bot on its configured channels until it is stopped, its failures said as
+    `CommandError`s."""
+    if settings.telegram_bot_token is None:
+        raise CommandError(
+            "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and set its token "
+            "(README: Running on Telegram)",
+            EXIT_USAGE,
+        )
+    from sqlalchemy.exc import DBAPIError
+
+    from bot import pidfile, runtime, startup
+    from bot.services import build_services
+    from bot.store import outage
+
+    services = build_services(settings)
+    async with _closing(services.store):
         try:
             await startup.reach(
                 "the database",
@@ -228,33 +271,25 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 settings.start_wait_seconds,
             )
             channels = runtime.configured_channels(settings, services)
-            if not channels:
-                raise CommandError(
-                    "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather and set its "
-                    "token (README: Running on Telegram)",
-                    EXIT_USAGE,
-                )
             process = runtime.Runtime(settings, services, channels)
             return await process.serve(lambda line: print(f"ipbot: {line}", file=sys.stderr))
         except runtime.ChannelUnreachable as error:
             raise CommandError(str(error)) from None
         except (runtime.ChannelError, pidfile.PidFileError) as error:
             raise CommandError(str(error), EXIT_USAGE) from None
-        finally:
-            await services.store.close()
-
-    return _with_database(settings, run())
 
 
-def _with_database(settings: Settings, work: Coroutine[Any, Any, _T]) -> _T:
-    try:
-        return asyncio.run(work)
-    except (DBAPIError, OSError) as error:
-        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-        raise CommandError(f"cannot use the database (DATABASE_URL): {reason}") from None
+def _matcher(settings: Settings) -> Matcher:
+    from bot.knowledge import load_knowledge
+    from bot.matching import Matcher
+    from bot.services import thresholds_from
+
+    return Matcher(load_knowledge(settings.knowledge_dir), thresholds_from(settings))
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.evaluation import Result
+
     decision = _matcher(settings).decide(args.question)
     result = Result.of(args.question, None, decision)
     if args.json:
@@ -267,6 +302,18 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.evaluation import (
+        QuestionSetError,
+        baseline,
+        evaluate,
+        fit_calibration,
+        format_table,
+        half,
+        read_question_set,
+        summarise,
+    )
+    from bot.matching import Matcher
+
     matcher = _matcher(settings)
     try:
         questions = read_question_set(args.file, matcher.knowledge)
@@ -297,6 +344,9 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _kb_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.knowledge import KnowledgeError, load_knowledge
+    from bot.matching import Matcher
+
     directory = args.directory or settings.knowledge_dir
     knowledge = load_knowledge(directory)
     print(f"{directory}: {len(knowledge)} entries, version {knowledge.version}: no problems")
@@ -305,10 +355,9 @@ def _kb_check(args: argparse.Namespace, settings: Settings) -> int:
     try:
         deployed = _matcher(settings)
     except KnowledgeError as error:
-        count = len(error.problems)
         print(
-            f"\nthe serving set ({settings.knowledge_dir}) does not load "
-            f"({count} problem{'s' * (count != 1)}), so there is nothing to compare with:\n{error}"
+            f"\nthe serving set ({settings.knowledge_dir}) does not load ({_problems(error)}), "
+            f"so there is nothing to compare with:\n{error}"
         )
         return 0
     edited = Matcher(knowledge, deployed.thresholds, deployed.calibration)
@@ -320,29 +369,50 @@ def _kb_check(args: argparse.Namespace, settings: Settings) -> int:
             "(a published id is never renamed: knowledge/README.md)"
         )
     if settings.labelled_questions is not None:
-        questions = read_question_set(
-            settings.labelled_questions, deployed.knowledge, edited.knowledge
-        )
-        found = changes(deployed, edited, [item.q for item in questions])
-        was = summarise(questions, evaluate(deployed, questions))["all"]["answered_correctly"]
-        now = summarise(questions, evaluate(edited, questions))["all"]["answered_correctly"]
+        _compare_on_labelled_questions(settings, settings.labelled_questions, deployed, edited)
+    _replay_recent_questions(settings, deployed, edited)
+    return 0
+
+
+def _compare_on_labelled_questions(
+    settings: Settings, labelled: Path, deployed: Matcher, edited: Matcher
+) -> None:
+    """What an edit changes in the decisions on the labelled questions, and whether the
+    running bot would take it."""
+    from bot import reload
+    from bot.evaluation import QuestionSetError, evaluate, read_question_set, summarise
+    from bot.regression import changes
+
+    try:
+        questions = read_question_set(labelled, deployed.knowledge, edited.knowledge)
+    except QuestionSetError as error:
+        raise CommandError(f"the labelled questions (LABELLED_QUESTIONS): {error}") from None
+    found = changes(deployed, edited, [item.q for item in questions])
+    was = summarise(questions, evaluate(deployed, questions))["all"]["answered_correctly"]
+    now = summarise(questions, evaluate(edited, questions))["all"]["answered_correctly"]
+    print(
+        f"\nlabelled questions ({labelled}): {len(found)} decisions change; "
+        f"correct direct answers {was:.1%} -> {now:.1%}"
+    )
+    for change in found:
+        print(f"  {change}")
+    if reload.refused(was, now, settings.reload_max_accuracy_drop):
         print(
-            f"\nlabelled questions ({settings.labelled_questions}): {len(found)} decisions change; "
-            f"correct direct answers {was:.1%} -> {now:.1%}"
+            f"WARNING: the running bot will refuse this set: its correct direct answers drop "
+            f"{(was - now) * 100:.1f} points, more than RELOAD_MAX_ACCURACY_DROP "
+            f"({settings.reload_max_accuracy_drop:g} points); staff can load it with "
+            "/reload force"
         )
-        for change in found:
-            print(f"  {change}")
-        if reload.refused(was, now, settings.reload_max_accuracy_drop):
-            print(
-                f"WARNING: the running bot will refuse this set: its correct direct answers drop "
-                f"{(was - now) * 100:.1f} points, more than RELOAD_MAX_ACCURACY_DROP "
-                f"({settings.reload_max_accuracy_drop:g} points); staff can load it with "
-                "/reload force"
-            )
+
+
+def _replay_recent_questions(settings: Settings, deployed: Matcher, edited: Matcher) -> None:
+    """What an edit changes in the answers to the latest talent questions of the log."""
+    from bot.regression import replay
+
     recent = _recent_questions(settings)
     if recent is None:
         print("\nrecent questions: no conversation log to replay")
-        return 0
+        return
     print(f"\nrecent talent questions (the last {len(recent)}):")
     for language, figures in replay(deployed, edited, recent).items():
         print(
@@ -351,29 +421,32 @@ def _kb_check(args: argparse.Namespace, settings: Settings) -> int:
         )
         for change in figures.examples:
             print(f"    {change}")
-    return 0
 
 
 def _recent_questions(settings: Settings) -> list[str] | None:
     """The conversation log's latest talent questions, or None if there is no log to read."""
+    from sqlalchemy.engine import make_url
+
+    from bot.store.tickets import Tickets
+
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
         return None
 
-    async def read() -> list[str]:
-        store = Store.open(settings.database_url)
-        try:
-            return await Tickets(store).recent_talent_questions(settings.replay_questions)
-        finally:
-            await store.close()
+    async def read(store: Store) -> list[str]:
+        return await Tickets(store).recent_talent_questions(settings.replay_questions)
 
     try:
-        return asyncio.run(read())
-    except (DBAPIError, OSError):
+        return _with_store(settings, read, prepare=False)
+    except CommandError:
         return None
 
 
 def _kb_reload(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    from bot import pidfile
+
     missing = f"no running bot found (PID_FILE {settings.pid_file}): start it with `ipbot run`"
     pid = pidfile.running(settings.pid_file)
     if pid is None:
@@ -387,6 +460,8 @@ def _kb_reload(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _kb_export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.knowledge import load_knowledge
+
     knowledge = load_knowledge(settings.knowledge_dir)
     if args.json:
         print(json.dumps(_export(knowledge), ensure_ascii=False))
@@ -413,6 +488,9 @@ def _export(knowledge: KnowledgeBase) -> dict[str, object]:
 
 
 def _experts_add(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store.tickets import Tickets
+    from handlers.expert import NAME_CHARS
+
     languages = [part.strip() for part in args.lang.split(",") if part.strip()]
     if not languages or set(languages) - {"en", "zh"}:
         raise CommandError(f"--lang: use en, zh or en,zh, not {args.lang!r}", EXIT_USAGE)
@@ -420,43 +498,27 @@ def _experts_add(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(
             f"--id: a Telegram user id is a number, such as 123456789, not {args.id!r}", EXIT_USAGE
         )
-    args.name = args.name.strip()
-    if not 1 <= len(args.name) <= expert.NAME_CHARS:
+    name = args.name.strip()
+    if not 1 <= len(name) <= NAME_CHARS:
         raise CommandError(
-            f"--name: give the name talents see, 1 to {expert.NAME_CHARS} characters", EXIT_USAGE
+            f"--name: give the name talents see, 1 to {NAME_CHARS} characters", EXIT_USAGE
+        )
+    role = "staff" if args.staff else "expert"
+
+    async def enrol(store: Store) -> None:
+        await Tickets(store).enrol(
+            args.channel, args.id, name, role=role, specialties=args.specialty, languages=languages
         )
 
-    async def run() -> None:
-        store = Store.open(settings.database_url)
-        try:
-            await _prepare_store(store)
-            await Tickets(store).enrol(
-                args.channel,
-                args.id,
-                args.name,
-                role="staff" if args.staff else "expert",
-                specialties=args.specialty,
-                languages=languages,
-            )
-        finally:
-            await store.close()
-
-    _with_database(settings, run())
-    role = "staff" if args.staff else "expert"
-    print(f"{args.name} ({args.channel} {args.id}) is now {role}")
+    _with_store(settings, enrol)
+    print(f"{name} ({args.channel} {args.id}) is now {role}")
     return 0
 
 
 def _experts_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def run() -> list[User]:
-        store = Store.open(settings.database_url)
-        try:
-            await _prepare_store(store)
-            return await Tickets(store).experts()
-        finally:
-            await store.close()
+    from bot.store.tickets import Tickets
 
-    experts = _with_database(settings, run())
+    experts = _with_store(settings, lambda store: Tickets(store).experts())
     if not experts:
         print("no experts or staff yet: add them with `ipbot experts add`", file=sys.stderr)
     for user in experts:
@@ -469,69 +531,33 @@ def _experts_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _day(text: str) -> datetime:
-    """`--since`: a day or a time, in UTC unless it names its offset ("+08:00")."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _report_unanswered(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.reports import as_csv, as_markdown, unanswered
+
     matcher = _matcher(settings)
-
-    async def run() -> list[Gap]:
-        store = Store.open(settings.database_url)
-        try:
-            await _prepare_store(store)
-            return await unanswered(store, matcher, args.since)
-        finally:
-            await store.close()
-
-    gaps = _with_database(settings, run())
+    gaps = _with_store(settings, lambda store: unanswered(store, matcher, args.since))
     print(as_csv(gaps) if args.format == "csv" else as_markdown(gaps))
     return 0
 
 
 def _report_alternates(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.reports import alternates_as_markdown, suggested_alternates
+
     matcher = _matcher(settings)
-
-    async def run() -> list[Suggestion]:
-        store = Store.open(settings.database_url)
-        try:
-            await _prepare_store(store)
-            return await suggested_alternates(store, matcher)
-        finally:
-            await store.close()
-
-    print(alternates_as_markdown(_with_database(settings, run())))
+    print(alternates_as_markdown(_with_store(settings, lambda s: suggested_alternates(s, matcher))))
     return 0
 
 
 def _report_stats(args: argparse.Namespace, settings: Settings) -> int:
-    async def run() -> Stats:
-        store = Store.open(settings.database_url)
-        try:
-            await _prepare_store(store)
-            return await stats(store, args.since)
-        finally:
-            await store.close()
+    from bot.reports import stats, stats_as_csv, stats_as_text
 
-    figures = _with_database(settings, run())
+    figures = _with_store(settings, lambda store: stats(store, args.since))
     print(stats_as_csv(figures) if args.format == "csv" else stats_as_text(figures))
     return 0
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    async def run() -> None:
-        store = Store.open(settings.database_url)
-        try:
-            await store.upgrade()
-        finally:
-            await store.close()
-
-    _with_database(settings, run())
+    _with_store(settings, lambda store: store.upgrade(), prepare=False)
     print("the database schema is current")
     return 0
 

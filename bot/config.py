@@ -174,10 +174,10 @@ class SettingsError(Exception):
     """A setting is wrong; the message is one line naming it."""
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings() -> Settings:
     """Read the settings, turning a validation error into one readable line."""
     try:
-        return Settings(**overrides)
+        return Settings()
     except ValidationError as error:
         raise SettingsError(_one_line(error)) from None
 

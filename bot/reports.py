@@ -133,7 +133,9 @@ async def stats(store: Store, since: datetime | None = None) -> Stats:
         for verdict in await tx.session.scalars(feedback):
             helpful, total = figures.helpful_by_entry.get(verdict.entry_id, (0, 0))
             figures.helpful_by_entry[verdict.entry_id] = (helpful + verdict.helpful, total + 1)
-        to_claim, to_close, ratings = [], [], {}
+        to_claim: list[float] = []
+        to_close: list[float] = []
+        ratings: dict[int, list[int]] = {}
         for ticket in await tx.session.scalars(tickets):
             figures.tickets["opened"] = figures.tickets.get("opened", 0) + 1
             if ticket.claimed_at is not None or ticket.expert_id is not None:

@@ -15,7 +15,7 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 from urllib.parse import parse_qsl
 
 import aiohttp
@@ -219,10 +219,9 @@ class BotApiEmulator:
         self._update_arrived.set()
         return None
 
-    async def post_to_webhook(
-        self, update: dict[str, Any], secret: str | None, url: str | None = None
-    ) -> int:
-        """Post an update to `url`, else to the webhook (through the load balancer, if any)."""
+    async def post_to_webhook(self, update: Any, secret: str | None, url: str | None = None) -> int:
+        """Post an update (or anything else, as a forger might) to `url`, else to the webhook
+        (through the load balancer, if any)."""
         headers = {"Content-Type": "application/json"}
         if secret is not None:
             headers["X-Telegram-Bot-Api-Secret-Token"] = secret
@@ -355,7 +354,7 @@ class BotApiEmulator:
                 break
             self._update_arrived.clear()
             waiter = asyncio.ensure_future(self._update_arrived.wait())
-            await asyncio.wait({waiter, poller}, timeout=remaining, return_when="FIRST_COMPLETED")
+            await asyncio.wait((waiter, poller), timeout=remaining, return_when="FIRST_COMPLETED")
             waiter.cancel()
         if poller.done() and not batch:
             raise ApiError(
@@ -605,18 +604,38 @@ class _MethodHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(body))
 
 
+class TelegramUser(TypedDict):
+    """A user, as the Bot API describes one."""
+
+    id: int
+    is_bot: bool
+    first_name: str
+    language_code: str
+    username: NotRequired[str]
+
+
+class TelegramChat(TypedDict):
+    """A chat, as the Bot API describes one: private (with a first name) or a group (with a
+    title)."""
+
+    id: int
+    type: str
+    first_name: NotRequired[str]
+    title: NotRequired[str]
+
+
 class Phone:
     """One user's private chat with the bot."""
 
     def __init__(self, emulator: BotApiEmulator, user_id: int, first_name: str, language: str):
         self.emulator = emulator
-        self.user = {
+        self.user: TelegramUser = {
             "id": user_id,
             "is_bot": False,
             "first_name": first_name,
             "language_code": language,
         }
-        self.chat = {"id": user_id, "type": "private", "first_name": first_name}
+        self.chat: TelegramChat = {"id": user_id, "type": "private", "first_name": first_name}
         self._read = 0
 
     def _message(self, **content: Any) -> dict[str, Any]:
@@ -663,11 +682,11 @@ class Phone:
     async def tap_in_group(self, message: Sent, label: str) -> dict[str, Any]:
         """Tap a button under one of the bot's messages in a group this user is in."""
         data = next(data for text, data in message.buttons if text == label)
-        group = {"id": message.chat_id, "type": "supergroup", "title": "Experts"}
+        group: TelegramChat = {"id": message.chat_id, "type": "supergroup", "title": "Experts"}
         return await self.tap_data(message, data, chat=group)
 
     async def tap_data(
-        self, message: Sent, data: str, chat: dict[str, Any] | None = None
+        self, message: Sent, data: str, chat: TelegramChat | None = None
     ) -> dict[str, Any]:
         """Send a callback with any data, as a forged or stale button would."""
         query = {

@@ -12,6 +12,8 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import asyncpg
 import pytest
@@ -111,8 +113,13 @@ class PostgresDatabase:
         except (OSError, asyncpg.PostgresError) as error:
             pytest.fail(f"TEST_POSTGRES_URL is set but the server cannot be used: {error}")
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._database.__aexit__(*exc_info)
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._database.__aexit__(exc_type, exc, traceback)
 
 
 @pytest.fixture
@@ -124,15 +131,16 @@ async def emulator() -> AsyncIterator[BotApiEmulator]:
     await emulator.stop()
 
 
-def telegram_settings(emulator: BotApiEmulator, **overrides: object) -> Settings:
+def telegram_settings(emulator: BotApiEmulator, **overrides: Any) -> Settings:
     """Settings that point the bot at the emulator, its web server on any free port."""
+    # Any, as Settings' own keyword arguments are: Settings checks each value itself.
     return Settings(
         **{
             "telegram_bot_token": emulator.token,
             "telegram_api_base_url": emulator.base_url,
             "web_port": 0,
+            **overrides,
         }
-        | overrides
     )
 
 

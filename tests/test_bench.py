@@ -102,6 +102,14 @@ def test_turn_benchmark_times_three_ways_of_one_transaction_that_store_the_same(
     )
 
 
+def test_startup_benchmark_times_help_and_the_chat_prompt_on_an_old_and_a_new_database() -> None:
+    lines = run("startup.py", "--runs", "1")
+    table = "\n".join(lines)
+    assert "ipbot --help" in table
+    assert "ipbot chat, first prompt, new database" in table
+    assert re.fullmatch(r"runs=1 help_s=[\d.]+ chat_s=[\d.]+ chat_new_s=[\d.]+", lines[-1])
+
+
 @pytest.mark.parametrize(
     ("script", "arguments", "said"),
     [
@@ -121,6 +129,8 @@ def test_turn_benchmark_times_three_ways_of_one_transaction_that_store_the_same(
         ("http.py", ["--rounds", "0"], "argument --rounds: must be at least 1, not 0"),
         ("turn.py", ["--turns", "0"], "argument --turns: must be at least 1, not 0"),
         ("soak.py", ["--minutes", "nan"], "argument --minutes: must be a number above 0, not nan"),
+        ("startup.py", ["--runs", "0"], "argument --runs: must be at least 1, not 0"),
+        ("startup.py", ["--baseline", "/nowhere/ipbot"], "no baseline `ipbot` executable at"),
         (
             "soak.py",
             ["--talents", "2", "--workers", "3"],

@@ -259,7 +259,7 @@ async def test_a_kill_in_a_burst_loses_nothing_and_repeats_nothing(
     burst = Burst(emulator, _questions(knowledge))
     await _arrange(services, burst)
     url = store.engine.url.render_as_string(hide_password=False)
-    bot = await start_bot(emulator, url, tmp_path, **SETTINGS)
+    bot = await start_bot(emulator, url, tmp_path, stderr=asyncio.subprocess.DEVNULL, **SETTINGS)
     try:
         # Before the kill: tickets asked for and shown, one claimed, chat and questions flowing.
         for asker in ASKERS:
@@ -300,7 +300,9 @@ async def test_a_kill_in_a_burst_loses_nothing_and_repeats_nothing(
         await burst.ask(GROUPS[2], 0)
         await burst.ask(GROUPS[1][:4], 2)
         emulator.resume()
-        bot = await start_bot(emulator, url, tmp_path, **SETTINGS)
+        bot = await start_bot(
+            emulator, url, tmp_path, stderr=asyncio.subprocess.DEVNULL, **SETTINGS
+        )
         # A wait that runs out is reported by the assertions below, with what is missing.
         with contextlib.suppress(AssertionError):
             await emulator.wait_for(burst.settled, within=60)

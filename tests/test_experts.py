@@ -689,7 +689,7 @@ async def test_a_withdrawal_after_a_claim_that_got_in_first_tells_that_expert(
         seen = await tx.ticket_of(talent_user)
         assert seen is not None
         assert seen.expert_id is None
-        if tx.session.bind.dialect.name == "postgresql":
+        if services.store.engine.dialect.name == "postgresql":
             # Another process claims it meanwhile (SQLite lets one transaction write at once).
             assert await services.tickets.claim(ticket.id, expert_user, 3) == "claimed"
         assert await tx.withdraw(ticket.id, talent_user)

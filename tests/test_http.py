@@ -36,7 +36,11 @@ class _BotApi:
             form = await request.post()
             self.received.append(
                 {
-                    name: (value.filename, value.file.read()) if hasattr(value, "file") else value
+                    name: (
+                        (value.filename, value.file.read())
+                        if isinstance(value, web.FileField)
+                        else value
+                    )
                     for name, value in form.items()
                 }
             )
@@ -137,6 +141,7 @@ async def test_requests_go_through_the_proxy_the_environment_names(
     async with AiohttpRequest() as request:
         # The Bot API's own host does not resolve: only the proxy can carry the request.
         result = await request.post("http://api.telegram.invalid/bot1:TOKEN/getMe")
+    assert isinstance(result, dict)
     assert result["username"] == "ip_desk_bot"
 
 
@@ -148,4 +153,5 @@ async def test_a_host_the_environment_exempts_is_reached_without_the_proxy(
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     async with AiohttpRequest() as request:
         result = await request.post(f"{bot_api.url}/getMe")
+    assert isinstance(result, dict)
     assert result["username"] == "ip_desk_bot"

@@ -36,13 +36,13 @@ async def test_forget_asks_first_and_then_erases_messages_and_profile(services: 
         found = await tx.session.scalar(select(User).where(User.external_id == "leaving"))
         messages = await tx.session.scalar(select(func.count()).select_from(Message))
         [ticket] = list(await tx.session.scalars(select(Ticket)))
-        kept = (
+        remaining = (
             await tx.session.execute(select(TicketMessage.text, TicketMessage.attachment))
         ).all()
     assert found is None
     assert messages == 0
     assert ticket.question == privacy.ERASED
-    assert [tuple(row) for row in kept] == [(privacy.ERASED, None), (privacy.ERASED, None)]
+    assert [tuple(row) for row in remaining] == [(privacy.ERASED, None), (privacy.ERASED, None)]
 
 
 async def test_the_same_person_writing_again_starts_afresh(services: Services) -> None:

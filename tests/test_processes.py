@@ -308,6 +308,7 @@ async def until_reloaded_by(store: Store, processes: int, within: float) -> None
                     AuditEvent.detail["status"].as_string() == "loaded",
                 )
             )
+        assert reloads is not None  # a count is always one row
         if reloads >= processes:
             return
         assert time.monotonic() < deadline, f"{reloads} of {processes} processes reloaded"

@@ -44,10 +44,12 @@ def update(update_id: int) -> Update:
     return Update.de_json({"update_id": update_id, "message": message}, BOT)
 
 
-def queued(intake: Intake) -> list[object]:
+def queued(intake: Intake) -> list[Update]:
     taken = []
     while not intake.queue.empty():
-        taken.append(intake.queue.get_nowait())
+        item = intake.queue.get_nowait()
+        assert isinstance(item, Update)
+        taken.append(item)
     return taken
 
 
@@ -126,6 +128,7 @@ async def test_a_stopping_bot_queues_nothing_more_so_that_its_stop_can_finish(
     )
     await queue.receive(update(1))
     held = await queue.queue.get()
+    assert isinstance(held, Update)
     assert queue.hold_back(held) is not None
     await process(store).receive(update(2))  # left by a process that dies
     queue.close()

@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import QueuePool
 
 from bot.config import Settings
 from bot.conversation import Button, Inbound, OutMessage
@@ -114,7 +115,9 @@ async def test_the_bot_keeps_as_many_postgresql_connections_as_its_setting_says(
     async with PostgresDatabase() as url:
         services = build_services(Settings(database_url=url, database_pool_size=7))
         try:
-            assert services.store.engine.pool.size() == 7
+            pool = services.store.engine.pool
+            assert isinstance(pool, QueuePool)
+            assert pool.size() == 7
         finally:
             await services.store.close()
 

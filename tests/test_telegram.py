@@ -7,6 +7,7 @@ in the bot is mocked or patched.
 import asyncio
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -349,7 +350,8 @@ async def test_the_webhook_refuses_what_is_not_an_update_and_the_bot_goes_on(
         emulator, telegram_webhook_url=f"http://127.0.0.1:{port}", web_port=port
     )
     async with running(settings, services):
-        for body in ([], "text", {}, {"update_id": "one"}, {"update_id": 1, "message": "x"}):
+        bodies: list[Any] = [[], "text", {}, {"update_id": "one"}, {"update_id": 1, "message": "x"}]
+        for body in bodies:
             assert await emulator.post_to_webhook(body, emulator.webhook_secret) == 400
         phone = emulator.phone(1019)
         assert await emulator.deliver(phone.update(text=QUESTION)) == 200

@@ -55,7 +55,9 @@ async def test_only_the_holder_releases_and_staff_can_close_any(store: Store) ->
     assert not await tickets.release(ticket.id, wang)
     assert await tickets.close(ticket.id, wang, "Not mine") is None
     assert await tickets.release(ticket.id, li)
-    assert (await tickets.get(ticket.id)).status == "open"
+    released = await tickets.get(ticket.id)
+    assert released is not None
+    assert released.status == "open"
     closed = await tickets.close(ticket.id, staff, "Closed by staff")
     assert closed is not None
     assert closed.status == "closed"
@@ -76,7 +78,9 @@ async def test_a_talent_rates_only_their_own_closed_ticket(store: Store) -> None
     await tickets.close(ticket.id, li, "Done")
     assert not await rate(other, 1)
     assert await rate(talent, 4)
-    assert (await tickets.get(ticket.id)).rating == 4
+    rated = await tickets.get(ticket.id)
+    assert rated is not None
+    assert rated.rating == 4
 
 
 async def test_a_relayed_message_is_stored_once_and_delivered_once(store: Store) -> None:

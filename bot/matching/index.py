@@ -65,7 +65,8 @@ class Features:
         np.not_equal(keys[1:], keys[:-1], out=first[1:])
         counts = np.repeat(np.asarray(weights, dtype=np.float64), lengths)[order]
         pairs = keys[first].astype(np.int64)
-        return pairs // size, pairs % size, np.bincount(np.cumsum(first) - 1, counts)
+        # NumPy's stubs type a weighted bincount as intp; it is float64.
+        return pairs // size, pairs % size, np.bincount(np.cumsum(first) - 1, counts)  # type: ignore[return-value]
 
 
 def inverse_document_frequency(
@@ -117,7 +118,8 @@ class Index:
             weights.append(self._weights[start:end] * weight)
         if not documents:
             return np.zeros(self.size)
-        return np.bincount(
+        # NumPy's stubs type a weighted bincount as intp; it is float64.
+        return np.bincount(  # type: ignore[return-value]
             np.concatenate(documents), weights=np.concatenate(weights), minlength=self.size
         )
 
@@ -143,7 +145,8 @@ class Vectors:
         positions = ranges(starts, lengths)
         products = self._weights[positions] * query[self._features[positions]]
         owners = np.repeat(np.arange(len(chosen)), lengths)
-        return np.bincount(owners, weights=products, minlength=len(chosen))
+        # NumPy's stubs type a weighted bincount as intp; it is float64.
+        return np.bincount(owners, weights=products, minlength=len(chosen))  # type: ignore[return-value]
 
 
 def _unit_weights(

@@ -119,7 +119,11 @@ class AiohttpRequest(BaseRequest):
         proxy = self._proxies.get(parts.scheme)
         if proxy is None:
             return None
-        exempt = urllib.request.proxy_bypass_environment(parts.hostname or "", self._proxies)
+        # The standard library's own NO_PROXY rule, as `urllib.request` applies it; typeshed
+        # leaves it out.
+        exempt = urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+            parts.hostname or "", self._proxies
+        )
         return None if exempt else proxy
 
 

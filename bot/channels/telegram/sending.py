@@ -11,7 +11,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPrevie
 from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden
 
-from bot.conversation import Attachment, OutMessage, Recipient, Unreachable
+from bot.conversation import OutMessage, Recipient, Unreachable
 
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -55,7 +55,7 @@ class TelegramSender:
         buttons with the last. Returns the last message's id."""
         attachment = reply.attachment
         if attachment is not None and attachment.file_id:
-            return await self._send_file(chat_id, reply, attachment)
+            return await self._send_file(chat_id, reply, attachment.kind, attachment.file_id)
         parts = split_html(reply.text)
         for part in parts[:-1]:
             await self._send_text(chat_id, part, None)
@@ -73,18 +73,18 @@ class TelegramSender:
         )
         return sent.message_id
 
-    async def _send_file(self, chat_id: int, reply: OutMessage, attachment: Attachment) -> int:
-        """A photo or document with the reply as its caption; a reply too long for a caption
-        goes first, as text. Returns the file's message id."""
+    async def _send_file(self, chat_id: int, reply: OutMessage, kind: str, file_id: str) -> int:
+        """A photo or document (by `kind`) with the reply as its caption; a reply too long for
+        a caption goes first, as text. Returns the file's message id."""
         caption: str | None = reply.text
         if len(reply.text) > MessageLimit.CAPTION_LENGTH:
             await self.send_to_chat(chat_id, replace(reply, attachment=None, buttons=()))
             caption = None
         # Telegram takes back a file it handed this bot by its id: nothing is downloaded.
-        send = self._bot.send_photo if attachment.kind == "photo" else self._bot.send_document
+        send = self._bot.send_photo if kind == "photo" else self._bot.send_document
         sent = await send(
             chat_id,
-            attachment.file_id,
+            file_id,
             caption=caption,
             parse_mode=ParseMode.HTML,
             reply_markup=_keyboard(reply),
