@@ -1,7 +1,7 @@
 """Service levels for the expert queue, derived from the store.
 
-PTB's JobQueue (APScheduler) keeps jobs in memory only and drops one that runs late, so no
-timer lives there: a repeating job calls `check`, which finds in the store what is due and acts
+The runtime's scheduler (APScheduler) keeps jobs in memory only, so no timer lives there: a
+repeating job calls `check`, which finds in the store what is due and acts
 on it. Each action is claimed by one conditional UPDATE that stamps the ticket, so a restart
 loses nothing, overdue actions run at the first check, and no action runs twice, whichever
 process runs the check. The notices an action sends are stored in the stamp's transaction and
