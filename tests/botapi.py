@@ -49,6 +49,10 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
 
+# What Telegram answers while it cannot take requests.
+BAD_GATEWAY = ApiError(502, "Bad Gateway")
+
+
 class _Entities(HTMLParser):
     """Telegram's HTML parse mode: the visible text, and an error for what it rejects."""
 

@@ -28,7 +28,7 @@ from bot.knowledge import KnowledgeBase
 from bot.services import Services
 from bot.store.models import AuditEvent, InboxUpdate, Message, Ticket, TicketMessage, User
 from tests.botapi import BotApiEmulator, Limits, Phone, Sent
-from tests.test_restart import start_bot
+from tests.processes import start_bot
 
 SETTINGS = {
     # Updates a dead process left unhandled are taken over this soon after its last renewal.

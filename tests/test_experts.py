@@ -20,21 +20,9 @@ from bot.services import Services
 from bot.store.models import AuditEvent, Ticket, User
 from handlers.expert import Desk
 from handlers.staff import StaffDesk
-from tests.botapi import BotApiEmulator, Phone, Sent
+from tests.botapi import BAD_GATEWAY, BotApiEmulator, Phone
 from tests.conftest import running, telegram_settings
-from tests.test_telegram import BAD_GATEWAY, QUESTION
-
-
-def claim_label(card: Sent) -> str:
-    return next(label for label, data in card.buttons if data.startswith("1:c:"))
-
-
-async def ask_for_an_expert(talent: Phone) -> None:
-    await talent.send(QUESTION)
-    await talent.read()
-    await talent.send("/expert")
-    [queued] = await talent.read()
-    assert "#T-" in queued.text
+from tests.conversations import QUESTION, ask_for_an_expert, claim_label, claimed_ticket
 
 
 async def test_the_whole_life_of_a_ticket(
@@ -138,19 +126,6 @@ async def test_a_talent_waiting_for_an_expert_adds_to_their_ticket(
     [card] = await expert.read()
     assert "[application number hidden]" in card.text
     assert "CN202110123456" not in card.text
-
-
-async def claimed_ticket(
-    emulator: BotApiEmulator, services: Services, expert_id: int, talent_id: int
-) -> tuple[Phone, Phone]:
-    await services.tickets.enrol("telegram", str(expert_id), "Qian", specialties=["agency-exam"])
-    expert, talent = emulator.phone(expert_id), emulator.phone(talent_id)
-    await ask_for_an_expert(talent)
-    [card] = await expert.read()
-    await expert.tap(card, claim_label(card))
-    await expert.read()
-    await talent.read()
-    return expert, talent
 
 
 async def test_a_talent_who_blocked_the_bot_closes_the_ticket_and_the_expert_is_told(

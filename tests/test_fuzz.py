@@ -37,6 +37,7 @@ from bot.store.models import Feedback, Message, Ticket, TicketMessage, User
 from bot.templates import Templates
 from tests.botapi import BotApiEmulator, Limits, free_port
 from tests.conftest import running, telegram_settings
+from tests.conversations import QUESTION
 
 TALENTS = (1001, 1002, 1003)
 NEWCOMER = 1009
@@ -45,7 +46,6 @@ STAFF = 2002
 GROUP = -1001234
 CHANNEL = -1005678
 BOT = {"id": 123456, "is_bot": True, "first_name": "IP Desk", "username": "ip_desk_bot"}
-QUESTION = "Can a foreigner take the patent agent exam?"
 TALENT_COMMANDS = [
     "start", "help", "language", "expert", "cancel", "privacy", "mydata", "forget", "claim", "nonsense", "",
 ]  # fmt: skip

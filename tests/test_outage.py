@@ -37,10 +37,10 @@ from tests.conftest import (
     telegram_settings,
     upgraded_store,
 )
+from tests.conversations import QUESTION
 from tests.postgres import as_admin
-from tests.test_restart import start_bot
+from tests.processes import start_bot
 
-QUESTION = "Can a foreigner take the patent agent exam?"
 ANSWERED = "Foreign Permanent Residence ID Card"
 # How long the bot's SQLite connections wait for a lock here (30 s when running for real).
 LOCK_WAIT = 0.3

@@ -9,7 +9,7 @@ from bot.router import route
 from bot.services import Services
 from bot.store import notices, privacy
 from bot.store.models import Message, Notice, Ticket, TicketMessage, User, utcnow
-from tests.test_talent import payloads, say
+from tests.conversations import payloads, say
 
 
 async def test_mydata_shows_what_is_stored(services: Services) -> None:

@@ -28,8 +28,7 @@ from bot.store.models import AuditEvent
 from bot.store.tickets import Tickets
 from tests.botapi import BotApiEmulator, Phone
 from tests.conftest import POSTGRES_URL, PostgresDatabase, upgraded_store
-from tests.test_experts import ask_for_an_expert, claim_label
-from tests.test_telegram import QUESTION
+from tests.conversations import QUESTION, ask_for_an_expert, claim_label
 
 LEADING = "now runs the scheduled jobs"
 NEW_ANSWER = "Yes: this sentence was just written by staff."

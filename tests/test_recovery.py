@@ -21,9 +21,9 @@ from bot.store.models import AuditEvent, InboxUpdate, Ticket, User, utcnow
 from bot.store.outage import Backoff
 from tests.botapi import BotApiEmulator, free_port
 from tests.conftest import running, telegram_settings
+from tests.conversations import QUESTION
 
 LEASE = timedelta(seconds=0.3)
-QUESTION = "Can a foreigner take the patent agent exam?"
 # Updates are read back with a bot attached, as PTB does; this one never sends anything.
 BOT = Bot("123456:TEST-TOKEN")
 

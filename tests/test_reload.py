@@ -21,9 +21,9 @@ from bot.router import route
 from bot.runtime import Runtime
 from bot.services import Services
 from bot.store.models import utcnow
-from tests.botapi import BotApiEmulator
+from tests.botapi import BAD_GATEWAY, BotApiEmulator
 from tests.conftest import collected_in_full, running, telegram_settings
-from tests.test_telegram import BAD_GATEWAY, QUESTION
+from tests.conversations import QUESTION
 
 NEW_TEXT = "Yes: this sentence was just written by staff."
 

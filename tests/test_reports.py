@@ -14,7 +14,7 @@ from bot.reports import (
 )
 from bot.services import Services
 from bot.store.models import utcnow
-from tests.test_talent import payloads, say
+from tests.conversations import payloads, say
 
 
 async def test_stats_count_a_scripted_conversation_exactly(services: Services) -> None:

@@ -4,7 +4,6 @@ for it, for a while.
 """
 
 import asyncio
-import os
 import signal
 import socket
 import sys
@@ -15,37 +14,9 @@ from sqlalchemy import select
 
 from bot.services import Services
 from bot.store.models import TicketMessage
-from tests.botapi import ApiError, BotApiEmulator
-from tests.test_telegram import BAD_GATEWAY, QUESTION
-
-
-async def start_bot(
-    emulator: BotApiEmulator,
-    database_url: str,
-    cwd: Path,
-    stderr: int = asyncio.subprocess.DEVNULL,
-    **settings: str,
-) -> asyncio.subprocess.Process:
-    """`ipbot run` against the emulator, with `settings` (by their variable names) on top; its
-    standard error goes to `stderr` (a pipe to read it)."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("TELEGRAM_", "DATABASE_", "SLA_", "KNOWLEDGE_"))
-    }
-    if not {"WEB_PORT", "TELEGRAM_WEBHOOK_PORT"} & settings.keys():
-        # Each process's web server on a port of its own, so that tests run side by side.
-        environment["WEB_PORT"] = "0"
-    environment.update(
-        TELEGRAM_BOT_TOKEN=emulator.token,
-        TELEGRAM_API_BASE_URL=emulator.base_url,
-        DATABASE_URL=database_url,
-        **settings,
-    )
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "run", cwd=cwd, env=environment,
-        stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
-    )  # fmt: skip
+from tests.botapi import BAD_GATEWAY, ApiError, BotApiEmulator
+from tests.conversations import QUESTION
+from tests.processes import start_bot
 
 
 async def test_after_a_kill_every_accepted_message_reaches_the_expert_exactly_once(

@@ -8,9 +8,8 @@ from bot import sla
 from bot.runtime import Runtime
 from bot.services import Services
 from bot.store.models import Notice, utcnow
-from tests.botapi import BotApiEmulator
-from tests.test_experts import ask_for_an_expert, claim_label, claimed_ticket
-from tests.test_telegram import BAD_GATEWAY
+from tests.botapi import BAD_GATEWAY, BotApiEmulator
+from tests.conversations import ask_for_an_expert, claim_label, claimed_ticket
 
 
 async def test_an_unclaimed_ticket_is_announced_again_then_escalated_each_once(

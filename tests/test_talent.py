@@ -1,36 +1,12 @@
 """The talent's conversation, through the channel-neutral handler, on SQLite and PostgreSQL."""
 
 import asyncio
-import itertools
 
 from sqlalchemy import func, select
 
-from bot.conversation import Inbound, OutMessage
-from bot.router import route
 from bot.services import Services
 from bot.store.models import Feedback, Message, Ticket
-
-_keys = itertools.count(1)
-
-
-async def say(
-    services: Services,
-    text: str = "",
-    *,
-    user: str = "talent-1",
-    button: str | None = None,
-    key: str | None = None,
-    hint: str | None = None,
-) -> list[OutMessage]:
-    inbound = Inbound(
-        channel="test",
-        user_key=user,
-        message_key=key or f"k{next(_keys)}",
-        text=text,
-        button=button,
-        language_hint=hint,
-    )
-    return await route(inbound, services)
+from tests.conversations import payloads, say
 
 
 async def stored(services: Services, direction: str | None = None) -> list[Message]:
@@ -39,10 +15,6 @@ async def stored(services: Services, direction: str | None = None) -> list[Messa
         if direction:
             query = query.where(Message.direction == direction)
         return list(await tx.session.scalars(query))
-
-
-def payloads(reply: OutMessage) -> list[str]:
-    return [button.payload for button in reply.buttons]
 
 
 async def test_clear_question_is_answered_from_its_entry_with_source(services: Services) -> None:

@@ -19,12 +19,9 @@ from bot.paths import bundled
 from bot.runtime import Runtime, configured_channels
 from bot.services import Services
 from bot.store.models import InboxUpdate, Message
-from tests.botapi import ApiError, BotApiEmulator, Phone, free_port
+from tests.botapi import BAD_GATEWAY, ApiError, BotApiEmulator, Phone, free_port
 from tests.conftest import running, telegram_settings
-
-QUESTION = "Can a foreigner take the patent agent exam?"
-# What Telegram answers while it cannot take requests.
-BAD_GATEWAY = ApiError(502, "Bad Gateway")
+from tests.conversations import QUESTION
 
 
 async def test_start_greets_in_the_users_language_and_offers_a_choice(
